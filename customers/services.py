@@ -1,0 +1,146 @@
+"""Writes to the customer base. The admin, the API, imports and tasks all call these."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import Consent, Customer, FamilyMember, Source
+from .normalize import normalize_card, normalize_email, normalize_phone
+
+IDENTIFIER_FIELDS = ("phone", "email", "card_number")
+PERSONAL_FIELDS = (
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "sex",
+    "city",
+    "street",
+    "house",
+    "flat",
+    "household_size",
+)
+EDITABLE_FIELDS = IDENTIFIER_FIELDS + PERSONAL_FIELDS
+
+_NORMALIZERS = {"phone": normalize_phone, "email": normalize_email, "card_number": normalize_card}
+
+
+def customer_normalize_identifiers(data: Mapping[str, Any]) -> dict[str, str | None]:
+    """Canonical phone/email/card from raw input; every bad one is reported under its field."""
+    result: dict[str, str | None] = {}
+    errors: dict[str, list[ValidationError]] = {}
+    for field, normalize in _NORMALIZERS.items():
+        if field not in data:
+            continue
+        try:
+            result[field] = normalize(data[field])
+        except ValidationError as exc:
+            errors[field] = [exc]
+    if errors:
+        raise ValidationError(errors)
+    return result
+
+
+def _identifier_taken(field: str, value: str, exclude_pk: int | None) -> bool:
+    lookup = {"email__iexact": value} if field == "email" else {field: value}
+    qs = Customer.objects.filter(**lookup)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return qs.exists()
+
+
+def _check_identifiers_free(identifiers: Mapping[str, str | None], exclude_pk: int | None) -> None:
+    messages = {
+        "phone": _("This phone number already belongs to another customer."),
+        "email": _("This email address already belongs to another customer."),
+        "card_number": _("This loyalty card already belongs to another customer."),
+    }
+    errors = {
+        field: ValidationError(messages[field], code="duplicate")
+        for field, value in identifiers.items()
+        if value and _identifier_taken(field, value, exclude_pk)
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
+def _save_validated(customer: Customer, identifiers: Mapping[str, str | None]) -> Customer:
+    # full_clean reports every field's problem at once (and names it); the unique checks it runs
+    # are repeated by the database, which settles a race between two writers.
+    customer.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError:
+        # Someone else took the identifier between our check and our insert.
+        _check_identifiers_free(identifiers, customer.pk)
+        raise
+    return customer
+
+
+@transaction.atomic
+def customer_create(*, source: str = Source.ADMIN, **data: Any) -> Customer:
+    """Create a customer from raw input: identifiers normalised, duplicates refused by field."""
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"customer_create() got unknown fields: {sorted(unknown)}")
+    identifiers = customer_normalize_identifiers(data)
+    _check_identifiers_free(identifiers, None)
+    customer = Customer(source=source, **{**data, **identifiers})
+    return _save_validated(customer, identifiers)
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, data: Mapping[str, Any]) -> Customer:
+    """Change the given fields; identifiers normalised, duplicates refused by field."""
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"customer_update() got unknown fields: {sorted(unknown)}")
+    identifiers = customer_normalize_identifiers(data)
+    _check_identifiers_free(identifiers, customer.pk)
+    for field, value in {**data, **identifiers}.items():
+        setattr(customer, field, value)
+    return _save_validated(customer, identifiers)
+
+
+def consent_record(
+    *,
+    customer: Customer,
+    channel: str,
+    granted: bool,
+    source: str,
+    occurred_at: datetime | None = None,
+    recorded_by: AbstractBaseUser | None = None,
+    note: str = "",
+) -> Consent:
+    """Append a grant or withdrawal to the customer's consent history (never overwrites)."""
+    consent = Consent(
+        customer=customer,
+        channel=channel,
+        granted=granted,
+        source=source,
+        occurred_at=occurred_at or timezone.now(),
+        recorded_by=recorded_by,
+        note=note,
+    )
+    consent.full_clean()
+    consent.save()
+    return consent
+
+
+def family_member_add(
+    *, customer: Customer, name: str, relation: str, birth_date=None, sex: str = ""
+) -> FamilyMember:
+    """Add a relative to the customer's card."""
+    member = FamilyMember(
+        customer=customer, name=name, relation=relation, birth_date=birth_date, sex=sex
+    )
+    member.full_clean()
+    member.save()
+    return member
