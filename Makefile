@@ -33,7 +33,7 @@ bench: venv
 
 # PostgreSQL + Redis + a real Celery worker and beat (see the Procfile).
 services: venv
-	$(VENV)/bin/honcho start
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start
 
 lint: venv
 	$(VENV)/bin/ruff check .
