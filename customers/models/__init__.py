@@ -2,6 +2,8 @@
 
 from .base import MONEY, Channel, PurchaseType, ReferenceList, Sex, Source
 from .catalogue import Product, Store
+from .identity import DuplicateSuspicion, IdentifierAlias, IdentifierKind, MergeRecord
+from .imports import ImportIssue, ImportRun
 from .people import Consent, Customer, ExternalId, FamilyMember
 from .purchases import Purchase, PurchaseLine, Reservation
 
@@ -10,8 +12,14 @@ __all__ = [
     "Channel",
     "Consent",
     "Customer",
+    "DuplicateSuspicion",
     "ExternalId",
     "FamilyMember",
+    "IdentifierAlias",
+    "IdentifierKind",
+    "ImportIssue",
+    "ImportRun",
+    "MergeRecord",
     "Product",
     "Purchase",
     "PurchaseLine",

@@ -37,6 +37,18 @@ class Customer(models.Model):
     source = models.CharField(
         _("first came from"), max_length=20, choices=Source.choices, default=Source.ADMIN
     )
+    do_not_merge = models.BooleanField(
+        _("do not merge"),
+        default=False,
+        db_default=False,
+        help_text=_("Never merge this customer automatically (e.g. a family sharing a phone)."),
+    )
+    # Where each personal field's value came from and when: {"first_name": ["app", "<iso time>"]}.
+    # Till data never overwrites what the customer gave through the app or site; an admin
+    # edit beats both (customers.identity).
+    field_sources = models.JSONField(
+        _("field sources"), default=dict, db_default=models.Value("{}"), blank=True
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
