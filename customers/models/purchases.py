@@ -53,6 +53,11 @@ class Purchase(models.Model):
     discount = models.DecimalField(_("discount"), **MONEY, default=Decimal("0.00"))
     bonus_spent = models.DecimalField(_("bonuses spent"), **MONEY, default=Decimal("0.00"))
     order_ref = models.CharField(_("app or website order"), max_length=64, blank=True)
+    # Digest of the purchase as last imported (fields, customer identifiers, lines): a re-exported
+    # purchase with the same digest is unchanged and skipped without touching anything.
+    import_digest = models.CharField(
+        _("import digest"), max_length=32, blank=True, default="", db_default="", editable=False
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
