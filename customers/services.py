@@ -144,3 +144,13 @@ def family_member_add(
     member.full_clean()
     member.save()
     return member
+
+
+def customer_identifiers_check(
+    *, identifiers: Mapping[str, str | None], customer: Customer | None = None
+) -> None:
+    """Refuse normalised identifiers that belong to someone else: a ValidationError per field.
+
+    For forms that report the clash before saving; customer_create/customer_update check again.
+    """
+    _check_identifiers_free(identifiers, customer.pk if customer is not None else None)

@@ -1,0 +1,11 @@
+from django.contrib import admin
+
+from customers.admin import ReferenceListAdmin
+
+from .models import BonusDiscountType
+
+
+@admin.register(BonusDiscountType)
+class BonusDiscountTypeAdmin(ReferenceListAdmin):
+    list_display = ("code", "name", "kind", "is_active")
+    list_filter = ("kind", "is_active")
