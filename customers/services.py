@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Consent, Customer, FamilyMember, Source
+from .models import Consent, Customer, FamilyMember, Product, Source
 from .normalize import normalize_card, normalize_email, normalize_phone
 
 IDENTIFIER_FIELDS = ("phone", "email", "card_number")
@@ -144,6 +144,76 @@ def family_member_add(
     member.full_clean()
     member.save()
     return member
+
+
+# --- Products named by till lines -----------------------------------------------------------------
+
+_PRODUCT_LOOKUP_CHUNK = 1000
+
+
+def _product_from_line(sku: str, name: str) -> Product:
+    """An unsaved placeholder product for a till line's SKU, or ValidationError naming `sku`."""
+    clean_sku = str(sku).strip()
+    sku_length = Product._meta.get_field("sku").max_length
+    if not clean_sku or len(clean_sku) > sku_length:
+        raise ValidationError(
+            {
+                "sku": ValidationError(
+                    _("A SKU has 1 to %(max)d characters; got “%(value)s”."),
+                    code="invalid_sku",
+                    params={"max": sku_length, "value": sku},
+                )
+            }
+        )
+    # The till's name is a placeholder until the catalogue completes the product, so a missing
+    # or overlong one must not stop the purchase: fall back to the SKU, cut to the column.
+    clean_name = " ".join(str(name or "").split()) or clean_sku
+    clean_name = clean_name[: Product._meta.get_field("name").max_length]
+    return Product(sku=clean_sku, name=clean_name, needs_review=True)
+
+
+def product_get_or_create_from_line(*, sku: str, name: str) -> Product:
+    """The product with this SKU; an unknown SKU becomes a new product marked needs_review.
+
+    Safe against a concurrent writer creating the same SKU. A blank or overlong SKU raises
+    ValidationError on `sku`; the name only fills a new product and never renames a known one.
+    """
+    placeholder = _product_from_line(sku, name)
+    product, _created = Product.objects.get_or_create(
+        sku=placeholder.sku,
+        defaults={"name": placeholder.name, "needs_review": True},
+    )
+    return product
+
+
+def products_ensure_from_lines(lines: Mapping[str, str]) -> dict[str, int]:
+    """Product ids for till lines' {sku: name}, creating unknown SKUs marked needs_review.
+
+    Keys of the result are the caller's SKUs as given. One query finds the known SKUs (per 1,000),
+    one bulk INSERT ... ON CONFLICT DO NOTHING adds the rest, so a concurrent writer adding the same
+    SKU is harmless; a final query reads the new ids. Known products are never changed. Raises
+    ValidationError on `sku` (and creates nothing) if any SKU is blank or too long.
+    """
+    placeholders = {raw: _product_from_line(raw, name) for raw, name in lines.items()}
+    wanted = {p.sku: p for p in placeholders.values()}
+
+    def lookup(skus: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(skus), _PRODUCT_LOOKUP_CHUNK):
+            chunk = skus[start : start + _PRODUCT_LOOKUP_CHUNK]
+            found.update(Product.objects.filter(sku__in=chunk).values_list("sku", "id"))
+        return found
+
+    ids = lookup(list(wanted))
+    missing = [sku for sku in wanted if sku not in ids]
+    if missing:
+        Product.objects.bulk_create(
+            [wanted[sku] for sku in missing],
+            batch_size=_PRODUCT_LOOKUP_CHUNK,
+            ignore_conflicts=True,
+        )
+        ids.update(lookup(missing))
+    return {raw: ids[placeholder.sku] for raw, placeholder in placeholders.items()}
 
 
 def customer_identifiers_check(
