@@ -113,6 +113,20 @@ class Resolution:
     changed_fields: list[str] = field(default_factory=list)
 
 
+def personal_data_errors(data: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with personal fields from outside, by field (lengths, choices)."""
+    errors: dict[str, str] = {}
+    for name, value in data.items():
+        model_field = Customer._meta.get_field(name)
+        if value in (None, ""):
+            continue
+        if model_field.max_length and len(str(value)) > model_field.max_length:
+            errors[name] = _("at most %(max)d characters") % {"max": model_field.max_length}
+        elif model_field.choices and value not in {c[0] for c in model_field.choices}:
+            errors[name] = _("“%(value)s” is not one of the allowed values") % {"value": value}
+    return errors
+
+
 def source_rank(source: str | None) -> int:
     return SOURCE_RANK.get(source, 0)
 
@@ -210,7 +224,7 @@ def _resolve(record: IdentityRecord, user) -> Resolution:
     if not found:
         return Resolution(customer=_create(record, at), outcome=Outcome.CREATED)
 
-    ids = list(dict.fromkeys(pk for _, pk in found))
+    ids = list(dict.fromkeys(pk for _kind, pk in found))
     # Lock in id order so two resolutions touching the same customers cannot deadlock.
     locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=sorted(ids))}
     primary = locked[ids[0]]
@@ -304,8 +318,8 @@ def _apply(customer: Customer, record: IdentityRecord, at: str, kept_apart: set[
 
     known = set(
         ExternalId.objects.filter(
-            system__in=[s for s, _ in record.external_ids],
-            external_id__in=[i for _, i in record.external_ids],
+            system__in=[s for s, _i in record.external_ids],
+            external_id__in=[i for _s, i in record.external_ids],
         ).values_list("system", "external_id")
     )
     ExternalId.objects.bulk_create(

@@ -2,7 +2,7 @@
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from .models import Channel, Consent, Customer
+from .models import Channel, Consent, Customer, ImportRun
 
 
 def consent_current_map(*, customer: Customer) -> dict[str, Consent]:
@@ -35,3 +35,41 @@ def customers_with_consent(*, channel: str, queryset: QuerySet[Customer] | None 
     )
     qs = queryset if queryset is not None else Customer.objects.all()
     return qs.annotate(_consent=Subquery(latest)).filter(_consent=True)
+
+
+def import_run_summary(*, run: ImportRun, max_issues: int = 1000) -> str:
+    """A plain-text report of an import run: counts, then every rejection and warning."""
+    from django.utils.translation import gettext as _
+
+    lines = [
+        f"{run.file_name}: {run.get_status_display()}",
+    ]
+    if run.status == ImportRun.Status.FAILED:
+        lines.append(_("Refused: %(error)s") % {"error": run.error})
+        return "\n".join(lines)
+    lines.append(
+        _(
+            "purchases: %(created)d created, %(updated)d updated, %(unchanged)d unchanged, "
+            "%(rejected)d rejected; customers: %(c_created)d created, %(c_matched)d matched, "
+            "%(c_merged)d merged, %(suspicions)d duplicate suspicions; %(warnings)d warnings"
+        )
+        % {
+            "created": run.created,
+            "updated": run.updated,
+            "unchanged": run.unchanged,
+            "rejected": run.rejected,
+            "c_created": run.customers_created,
+            "c_matched": run.customers_matched,
+            "c_merged": run.customers_merged,
+            "suspicions": run.suspicions,
+            "warnings": run.warnings,
+        }
+    )
+    issues = run.issues.order_by("position", "id")
+    for issue in issues[:max_issues]:
+        where = issue.record_id or (f"#{issue.position}" if issue.position else "")
+        lines.append(f"  {issue.get_level_display()} {where} [{issue.field}]: {issue.message}")
+    total = issues.count()
+    if total > max_issues:
+        lines.append(_("  … and %(more)d more") % {"more": total - max_issues})
+    return "\n".join(lines)

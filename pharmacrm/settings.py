@@ -144,7 +144,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 # Periodic work, declared in one place. Each entry says when and why.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Every minute: pick up POS export files dropped into POS_INBOX_DIR, so till sales reach
+    # statuses and bonuses within minutes of the export.
+    "pos-inbox-scan": {"task": "customers.tasks.pos_inbox_scan", "schedule": 60.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

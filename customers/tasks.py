@@ -1,0 +1,73 @@
+"""Celery tasks of the customer base: the POS inbox."""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from .models import ImportRun
+from .pos_import import pos_file_import
+from .selectors import import_run_summary
+
+logger = logging.getLogger(__name__)
+
+# A file claimed this long ago whose import never finished (its worker died and the task was
+# lost) is claimed again.
+STALE_CLAIM_SECONDS = 2 * 3600
+
+
+def _inbox() -> Path:
+    inbox = Path(settings.POS_INBOX_DIR)
+    for sub in ("processing", "done", "failed"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    return inbox
+
+
+@shared_task(ignore_result=True)
+def pos_inbox_scan() -> int:
+    """Claim every XML file dropped into the inbox and queue its import; returns files queued.
+
+    Claiming is an atomic rename into processing/, so two schedulers never take the same file.
+    """
+    inbox = _inbox()
+    queued = 0
+    stale_before = time.time() - STALE_CLAIM_SECONDS
+    stale = [p for p in (inbox / "processing").glob("*.xml") if p.stat().st_mtime < stale_before]
+    for path in sorted(inbox.glob("*.xml")) + stale:
+        claimed = inbox / "processing" / path.name
+        try:
+            if path != claimed:
+                os.rename(path, claimed)
+            os.utime(claimed)  # the claim time, for the stale check
+        except FileNotFoundError:
+            continue  # another scheduler claimed it first
+        pos_inbox_import_file.delay(claimed.name)
+        queued += 1
+    return queued
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def pos_inbox_import_file(name: str) -> None:
+    """Import one claimed inbox file and move it to done/ or failed/ with its report.
+
+    Safe to run twice: the import is idempotent and a file already moved is skipped.
+    """
+    inbox = _inbox()
+    claimed = inbox / "processing" / Path(name).name
+    if not claimed.exists():
+        return
+    run = pos_file_import(path=claimed)
+    folder = inbox / ("failed" if run.status == ImportRun.Status.FAILED else "done")
+    target = folder / claimed.name
+    if target.exists():
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        target = folder / f"{claimed.stem}.{stamp}{claimed.suffix}"
+    target.with_name(target.name + ".report.txt").write_text(
+        import_run_summary(run=run) + "\n", encoding="utf-8"
+    )
+    os.replace(claimed, target)
+    logger.info("POS inbox file %s imported (run %s, %s)", target.name, run.pk, run.status)
