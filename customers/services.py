@@ -7,10 +7,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Consent, Customer, FamilyMember, Product, Source
+from .models import Consent, Customer, FamilyMember, IdentifierAlias, Product, Source
 from .normalize import normalize_card, normalize_email, normalize_phone
 
 IDENTIFIER_FIELDS = ("phone", "email", "card_number")
@@ -26,7 +27,8 @@ PERSONAL_FIELDS = (
     "flat",
     "household_size",
 )
-EDITABLE_FIELDS = IDENTIFIER_FIELDS + PERSONAL_FIELDS
+EDITABLE_FIELDS = (*IDENTIFIER_FIELDS, *PERSONAL_FIELDS, "do_not_merge")
+_ALIAS_KIND = {"phone": "phone", "email": "email", "card_number": "card"}
 
 _NORMALIZERS = {"phone": normalize_phone, "email": normalize_email, "card_number": normalize_card}
 
@@ -48,8 +50,11 @@ def customer_normalize_identifiers(data: Mapping[str, Any]) -> dict[str, str | N
 
 
 def _identifier_taken(field: str, value: str, exclude_pk: int | None) -> bool:
-    lookup = {"email__iexact": value} if field == "email" else {field: value}
-    qs = Customer.objects.filter(**lookup)
+    if field == "email":
+        # LOWER(email) = value: the expression of the unique index, so no table scan.
+        qs = Customer.objects.annotate(_email=Lower("email")).filter(_email=value.lower())
+    else:
+        qs = Customer.objects.filter(**{field: value})
     if exclude_pk is not None:
         qs = qs.exclude(pk=exclude_pk)
     return qs.exists()
@@ -84,6 +89,23 @@ def _save_validated(customer: Customer, identifiers: Mapping[str, str | None]) -
     return customer
 
 
+def _record_sources(customer: Customer, fields: Any, source: str) -> None:
+    """Remember who gave each value: an admin edit then beats app, site and till data."""
+    at = timezone.now().isoformat()
+    sources = dict(customer.field_sources or {})
+    for name in fields:
+        if name != "do_not_merge" and getattr(customer, name) not in (None, ""):
+            sources[name] = [source, at]
+    customer.field_sources = sources
+
+
+def _release_aliases(identifiers: Mapping[str, str | None]) -> None:
+    """An identifier now on a card no longer finds the customer it once belonged to."""
+    for field, value in identifiers.items():
+        if value:
+            IdentifierAlias.objects.filter(kind=_ALIAS_KIND[field], value=value).delete()
+
+
 @transaction.atomic
 def customer_create(*, source: str = Source.ADMIN, **data: Any) -> Customer:
     """Create a customer from raw input: identifiers normalised, duplicates refused by field."""
@@ -93,19 +115,33 @@ def customer_create(*, source: str = Source.ADMIN, **data: Any) -> Customer:
     identifiers = customer_normalize_identifiers(data)
     _check_identifiers_free(identifiers, None)
     customer = Customer(source=source, **{**data, **identifiers})
+    _record_sources(customer, data, source)
+    _release_aliases(identifiers)
     return _save_validated(customer, identifiers)
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, data: Mapping[str, Any]) -> Customer:
-    """Change the given fields; identifiers normalised, duplicates refused by field."""
+def customer_update(
+    *, customer: Customer, data: Mapping[str, Any], source: str = Source.ADMIN
+) -> Customer:
+    """Change the given fields; identifiers normalised, duplicates refused by field.
+
+    Each changed value is recorded as coming from `source` (an admin edit by default).
+    """
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"customer_update() got unknown fields: {sorted(unknown)}")
     identifiers = customer_normalize_identifiers(data)
     _check_identifiers_free(identifiers, customer.pk)
+    changed = [
+        field
+        for field, value in {**data, **identifiers}.items()
+        if getattr(customer, field) != value
+    ]
     for field, value in {**data, **identifiers}.items():
         setattr(customer, field, value)
+    _record_sources(customer, changed, source)
+    _release_aliases({k: v for k, v in identifiers.items() if k in changed})
     return _save_validated(customer, identifiers)
 
 

@@ -157,6 +157,7 @@ class CustomerAdmin(admin.ModelAdmin):
         ),
         (_("Address"), {"fields": ("city", "street", ("house", "flat"))}),
         (_("Household"), {"fields": ("household_size",)}),
+        (_("Duplicates"), {"fields": ("do_not_merge",)}),
         (_("Origin"), {"fields": ("source", ("created_at", "updated_at"))}),
     )
 

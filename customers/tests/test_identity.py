@@ -246,3 +246,28 @@ def test_in_a_merge_the_more_trusted_source_wins_field_by_field():
     assert a.first_name == "Анна"  # app beats pos, however recent
     assert a.city == "Орёл"  # same trust: the more recent
     assert a.field_sources["first_name"] == ["app", "2025-01-01"]
+
+
+def test_an_admin_edit_is_not_overwritten_by_the_app_or_the_till():
+    from customers.services import customer_create, customer_update
+
+    customer = customer_create(phone="89123456789", first_name="Аня")
+    customer_update(customer=customer, data={"first_name": "Анна", "city": "Тула"})
+    for source in (Source.APP, Source.POS):
+        customer_resolve(
+            record=IdentityRecord(
+                source=source, phone="+79123456789", data={"first_name": "Анюта", "city": "Орёл"}
+            )
+        )
+    customer.refresh_from_db()
+    assert (customer.first_name, customer.city) == ("Анна", "Тула")
+    assert customer.field_sources["first_name"][0] == "admin"
+
+
+def test_putting_a_merged_customers_old_phone_on_a_card_releases_the_alias():
+    from customers.services import customer_create
+
+    IdentifierAlias.objects.create(kind="phone", value="+79123456789", customer=CustomerFactory())
+    new_owner = customer_create(phone="8 912 345 67 89")
+    assert not IdentifierAlias.objects.exists()
+    assert customer_resolve(record=pos(phone="+79123456789")).customer == new_owner
