@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -32,24 +32,29 @@ MAINTENANCE_SQL = (
 
 @dataclass
 class SavedSchema:
-    """Secondary indexes and constraints of some tables, as the statements that recreate them."""
+    """Secondary indexes and constraints of some tables, as the statements that recreate them.
 
-    # Per table, in the order they run: plain indexes, indexes of unique constraints, then one
-    # ALTER TABLE adding all CHECK constraints (one scan of the table for all of them).
-    builds: dict[str, list[str]] = field(default_factory=dict)
-    # After all builds: unique constraints attached to their rebuilt indexes (instant), then
-    # foreign keys (added NOT VALID, then validated: validation takes a lock that does not block
-    # validations on other tables, so several run at once).
+    They are restored in phases, each on several connections at once: ``alters`` (per table: one
+    ALTER TABLE adding all its CHECK constraints, so one scan checks them all), ``indexes`` (each
+    its own job: builds on the same table take locks that do not conflict), ``attaches`` (unique
+    constraints attached to their rebuilt indexes: instant), then foreign keys, added NOT VALID
+    and validated separately (validation locks only the referencing table against other
+    validations, so several run at once).
+    """
+
+    alters: dict[str, list[str]] = field(default_factory=dict)  # per table, run in order
+    indexes: list[tuple[str, str]] = field(default_factory=list)  # (table, CREATE INDEX ...)
     attaches: list[str] = field(default_factory=list)
-    foreign_keys: list[tuple[str, str]] = field(default_factory=list)  # (add, validate)
+    foreign_keys: list[tuple[str, str]] = field(default_factory=list)  # (add, validate or "")
     drops: list[str] = field(default_factory=list)
 
     def statements(self) -> list[str]:
         """Every restoring statement, in a valid order (for a manual recovery script)."""
-        out = [s for table in self.builds.values() for s in table]
+        out = [s for table in self.alters.values() for s in table]
+        out += [index for _, index in self.indexes]
         out += self.attaches
         for add, validate in self.foreign_keys:
-            out += [add, validate]
+            out += [add, validate] if validate else [add]
         return out
 
     def is_empty(self) -> bool:
@@ -77,7 +82,7 @@ def session(conn_params: dict) -> Iterator:
 def capture(cursor, tables: Iterable[str]) -> SavedSchema:
     """Read the secondary indexes and constraints of ``tables`` (none is changed)."""
     tables = list(tables)
-    saved = SavedSchema(builds={t: [] for t in tables})
+    saved = SavedSchema(alters={t: [] for t in tables})
     checks: dict[str, list[str]] = {t: [] for t in tables}
     # Indexes another table's foreign key depends on stay (PostgreSQL would refuse to drop them).
     cursor.execute(
@@ -117,7 +122,7 @@ def capture(cursor, tables: Iterable[str]) -> SavedSchema:
         elif kind == "u" and not deferrable and index_name:
             # Build the index like any other (in parallel, under a light lock), then attach it.
             other_drops.append(drop)
-            saved.builds[table].append(indexdef)
+            saved.indexes.append((table, indexdef))
             saved.attaches.append(
                 _sql(
                     sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE USING INDEX {}").format(
@@ -128,7 +133,7 @@ def capture(cursor, tables: Iterable[str]) -> SavedSchema:
             )
         else:  # deferrable unique or exclusion constraints: recreated as they were
             other_drops.append(drop)
-            saved.builds[table].append(add)
+            saved.alters[table].append(add)
     cursor.execute(
         """
         SELECT tbl.relname, idx.relname, pg_get_indexdef(idx.oid)
@@ -148,11 +153,11 @@ def capture(cursor, tables: Iterable[str]) -> SavedSchema:
         other_drops.append(
             _sql(sql.SQL("DROP INDEX {}").format(sql.Identifier(index_name)), cursor)
         )
-        saved.builds[table].insert(0, indexdef)
+        saved.indexes.append((table, indexdef))
     for table, parts in checks.items():
         if parts:
             alter = _sql(sql.SQL("ALTER TABLE {} ").format(sql.Identifier(table)), cursor)
-            saved.builds[table].append(alter + ", ".join(parts))
+            saved.alters[table].insert(0, alter + ", ".join(parts))
     saved.drops = fk_drops + other_drops
     return saved
 
@@ -176,10 +181,18 @@ def restore(
     failure does not stop the others, so as much as possible is back in place.
     """
     failures: list[tuple[str, str]] = []
-    # Biggest tables first so that their long index builds start at once. Within a table the
-    # statements run in order on one connection; different tables build side by side.
-    jobs = [stmts for stmts in saved.builds.values() if stmts]
-    _run_parallel(conn_params, jobs, connections, failures, log)
+    with session(conn_params) as cursor:
+        cursor.execute(
+            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s) "
+            "AND relnamespace = current_schema()::regnamespace",
+            [list({table for table, _ in saved.indexes} | set(saved.alters))],
+        )
+        size = dict(cursor.fetchall())
+    alters = [stmts for _, stmts in sorted(saved.alters.items(), key=lambda i: -size.get(i[0], 0))]
+    _run_parallel(conn_params, [a for a in alters if a], connections, failures, log)
+    # The longest builds first, so that the last one to finish is a short one.
+    indexes = sorted(saved.indexes, key=lambda item: -size.get(item[0], 0))
+    _run_parallel(conn_params, [[index] for _, index in indexes], connections, failures, log)
     _run_parallel(conn_params, [[s] for s in saved.attaches], connections, failures, log)
     adds = [[add] for add, _ in saved.foreign_keys]
     _run_parallel(conn_params, adds, 1, failures, log)
@@ -189,14 +202,23 @@ def restore(
 
 
 def _run_parallel(conn_params, jobs, connections, failures, log) -> None:
-    """Run each job (a list of statements, in order) on one of ``connections`` threads."""
+    """Run each job (a list of statements, in order) on one of ``connections`` threads.
+
+    Every statement that fails, or never ran because no connection could be opened, ends up in
+    ``failures``; nothing is silently skipped.
+    """
     if not jobs:
         return
     pending = list(jobs)
     lock = threading.Lock()
+    errors: list[str] = []
 
     def work() -> None:
-        conn = connect(conn_params)
+        try:
+            conn = connect(conn_params)
+        except psycopg2.Error as exc:
+            errors.append(str(exc).strip())
+            return
         try:
             with conn.cursor() as cursor:
                 for statement in MAINTENANCE_SQL:
@@ -209,10 +231,12 @@ def _run_parallel(conn_params, jobs, connections, failures, log) -> None:
                     for statement in job:
                         try:
                             cursor.execute(statement)
-                            log(statement)
-                        except psycopg2.Error as exc:
+                        except Exception as exc:
                             with lock:
                                 failures.append((statement, str(exc).strip()))
+                            continue
+                        with suppress(Exception):  # a broken log must not stop the restore
+                            log(statement)
         finally:
             conn.close()
 
@@ -223,6 +247,8 @@ def _run_parallel(conn_params, jobs, connections, failures, log) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    reason = f"not run: {errors[0]}" if errors else "not run"
+    failures.extend((statement, reason) for job in pending for statement in job)
 
 
 def analyze(conn_params: dict, tables: Iterable[str], *, connections: int = 2) -> None:

@@ -20,6 +20,7 @@ import io
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -512,7 +513,11 @@ def _load_postgresql(spec: gen.Spec, targets, *, workers: int | None, out) -> Se
         if not saved.is_empty():
             phase = time.perf_counter()
             out("Rebuilding indexes and constraints...")
-            failures = pgload.restore(conn_params, saved, connections=2)
+            try:
+                failures = pgload.restore(conn_params, saved, connections=3)
+            except BaseException:  # interrupted: leave the way back in a script
+                _report_restore_failures(saved, [(s, "interrupted") for s in saved.statements()])
+                raise
             result.phases["indexes"] = time.perf_counter() - phase
             if failures:
                 _report_restore_failures(saved, failures)
@@ -533,16 +538,20 @@ def _report_restore_failures(saved: pgload.SavedSchema, failures: list[tuple[str
     """Keep what could not be recreated in a script a person can run, and say where it is."""
     fd, path = tempfile.mkstemp(prefix="seed_demo_restore_", suffix=".sql")
     with os.fdopen(fd, "w") as script:
-        script.write("-- Indexes and constraints seed_demo dropped and could not recreate.\n")
+        script.write(
+            "-- Indexes and constraints seed_demo dropped and could not recreate (after an\n"
+            "-- interruption some may exist already: their statements then fail harmlessly).\n"
+        )
         for statement, error in failures:
             script.write(f"-- {error}\n{statement};\n")
-        script.write("\n-- Everything it dropped, for reference:\n")
-        for statement in saved.statements():
-            script.write(f"-- {statement};\n")
-    raise SeedRefused(
+    message = (
         f"{len(failures)} indexes or constraints could not be recreated "
         f"(first: {failures[0][1]}). The statements are in {path}."
     )
+    if all(error == "interrupted" for _, error in failures):
+        sys.stderr.write(message + "\n")
+        return
+    raise SeedRefused(message)
 
 
 def _load_postgresql_in_transaction(spec: gen.Spec, targets, *, out) -> SeedResult:
