@@ -1,0 +1,331 @@
+"""pos_import: a POS XML file into the scale's customer base, against iterparse + bare COPY.
+
+Measured (each import in a child process, so its peak memory is its own):
+- a file of N purchases (N = the scale's customers: 1,000,000 at full scale) imported into the
+  demo base: purchases per second, and peak memory;
+- a file a tenth that size: peak memory, to show it is flat in the file size;
+- the same N file imported again: everything unchanged, nothing written.
+Baseline, in the same run: parsing the same file with `lxml.etree.iterparse` + `clear()` and a
+bare `COPY` of its purchase and line rows into empty tables without indexes (the floor of
+PERFORMANCE.md's "Ingest" section).
+
+The file references the base's customers the way tills do: by card (55 %), by phone in another
+notation (30 %), by both (5 %), a new customer (5 %) or nobody (5 %). Afterwards the benchmark
+deletes what it added (its stores' purchases and the customers it created), so the dataset stays
+the scale's dataset for the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import ROOT, Context, Result
+
+ORDER = 20
+DESCRIPTION = "POS XML import into the customer base vs iterparse + bare COPY"
+TARGET_RATE = 10_000  # purchases/s, "One customer across every channel" issue
+TARGET_MEMORY_MB = 200
+TARGET_SCALE = "full"
+STORE_SMALL, STORE_LARGE = "BENCH-POS-S", "BENCH-POS-L"
+
+
+def run(ctx: Context) -> list[Result]:
+    ctx.ensure_dataset()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(id) FROM customers_customer")
+        max_customer = cursor.fetchone()[0] or 0
+    _cleanup(max_customer)  # leftovers of an interrupted earlier run
+
+    n = ctx.customers
+    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    large = ctx.data_dir / f"pos_{ctx.scale}_{n}.xml"
+    small = ctx.data_dir / f"pos_{ctx.scale}_{n // 10}.xml"
+    print(f"   Writing POS files of {n:,} and {n // 10:,} purchases (not timed)...")
+    identities = _identities(n)
+    skus = _skus()
+    _write(large, STORE_LARGE, n, identities, skus, seed=1)
+    _write(small, STORE_SMALL, n // 10, identities, skus, seed=2)
+    try:
+        print("   Baseline: iterparse + bare COPY...")
+        baseline = _baseline(large)
+        print("   Importing the small file...")
+        first_small = _import(small)
+        print("   Importing the large file...")
+        first = _import(large)
+        print("   Importing the large file again...")
+        again = _import(large)
+    finally:
+        _cleanup(max_customer)
+        for path in (large, small):
+            path.unlink(missing_ok=True)
+
+    rate = n / first["seconds"]
+    applies = ctx.scale == TARGET_SCALE
+    size = (
+        f"{n:,} purchases ({first['lines']:,} lines, {large_size_mb(first):.0f} MB) into "
+        f"{ctx.customers:,} customers; memory also at {n // 10:,} purchases"
+    )
+    counts = first["counts"]
+    notes = [
+        f"First import: {counts['created']:,} created, {counts['rejected']:,} rejected; customers "
+        f"{counts['customers_created']:,} created, {counts['customers_matched']:,} matched.",
+        f"Re-import: {again['counts']['unchanged']:,} unchanged, "
+        f"{again['counts']['created'] + again['counts']['updated']:,} written.",
+        f"Baseline: iterparse {baseline['parse']:.1f} s + COPY {baseline['copy']:.1f} s "
+        f"({baseline['rows']:,} rows).",
+        "Load: the benchmark's own processes and PostgreSQL share the 2 cores.",
+    ]
+    memory_flat = first["maxrss_mb"] <= max(first_small["maxrss_mb"] * 1.25, 1)
+    return [
+        Result(
+            name="POS import rate",
+            value=rate,
+            unit="purchases/s",
+            baseline_name="iterparse + bare COPY",
+            baseline_value=n / baseline["seconds"],
+            data_size=size,
+            target=f"≥ {TARGET_RATE:,} purchases/s",
+            passed=(rate >= TARGET_RATE) if applies else None,
+            notes=notes,
+        ),
+        Result(
+            name="POS import time",
+            value=first["seconds"],
+            unit="s",
+            baseline_name="iterparse + bare COPY",
+            baseline_value=baseline["seconds"],
+            data_size=size,
+        ),
+        Result(
+            name="re-import of the same file",
+            value=again["seconds"],
+            unit="s",
+            baseline_name="first import",
+            baseline_value=first["seconds"],
+            data_size=size,
+            target="< 0.5 × the first import, nothing written",
+            passed=(
+                again["seconds"] < 0.5 * first["seconds"]
+                and again["counts"]["created"] + again["counts"]["updated"] == 0
+            )
+            if applies
+            else None,
+        ),
+        Result(
+            name="peak memory, large file",
+            value=first["maxrss_mb"],
+            unit="MB",
+            baseline_name=f"peak memory, {n // 10:,}-purchase file",
+            baseline_value=first_small["maxrss_mb"],
+            data_size=size,
+            target=f"< {TARGET_MEMORY_MB} MB and flat in the file size",
+            passed=(first["maxrss_mb"] < TARGET_MEMORY_MB and memory_flat) if applies else None,
+        ),
+    ]
+
+
+def large_size_mb(result: dict) -> float:
+    return result["bytes"] / 2**20
+
+
+# -- the file ----------------------------------------------------------------------------------
+
+
+def _identities(n: int) -> list[tuple[str | None, str | None]]:
+    """(card, phone) of a sample of the base's customers."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT card_number, phone FROM customers_customer "
+            "WHERE card_number IS NOT NULL OR phone IS NOT NULL ORDER BY id LIMIT %s",
+            [max(n // 3, 100)],
+        )
+        return cursor.fetchall()
+
+
+def _skus() -> list[tuple[str, str]]:
+    from customers.models import Product
+
+    return list(Product.objects.values_list("sku", "name")[:400])
+
+
+def _phone_notation(phone: str, rnd: random.Random) -> str:
+    d = phone[2:]  # +7XXXXXXXXXX -> XXXXXXXXXX
+    return rnd.choice(
+        [
+            f"8 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}",
+            f"+7 {d[:3]} {d[3:6]} {d[6:8]} {d[8:]}",
+            f"8{d}",
+            phone,
+        ]
+    )
+
+
+def _write(path: Path, store: str, n: int, identities, skus, *, seed: int) -> None:
+    from customers.tests.pos_xml_builders import write_pos_file
+
+    rnd = random.Random(seed)
+
+    def purchases():
+        for i in range(n):
+            roll = rnd.random()
+            card, phone = rnd.choice(identities)
+            customer: dict | None
+            if roll < 0.55 and card:
+                customer = {"card": card}
+            elif roll < 0.85 and phone:
+                customer = {"phone": _phone_notation(phone, rnd)}
+            elif roll < 0.90:
+                customer = {"card": card, "phone": phone}
+            elif roll < 0.95:
+                customer = {"phone": f"+7999{seed}{i:06d}"[:12]}
+            else:
+                customer = None
+            lines = []
+            for sku, name in rnd.sample(skus, rnd.choice((1, 1, 2, 2, 3, 4, 5))):
+                price = rnd.randrange(3000, 150000) / 100
+                lines.append(
+                    {
+                        "sku": sku,
+                        "name": name,
+                        "qty": rnd.choice((1, 1, 1, 2)),
+                        "price": f"{price:.2f}",
+                    }
+                )
+            yield {
+                "id": f"{i:08d}",
+                "datetime": f"2026-11-{1 + i % 20:02d}T{8 + i % 13:02d}:{i % 60:02d}:00+03:00",
+                "customer": customer,
+                "lines": lines,
+            }
+
+    write_pos_file(path, store, purchases())
+
+
+# -- measured runs -----------------------------------------------------------------------------
+
+_IMPORT = """
+import json, resource, sys, time
+import django
+django.setup()
+from customers.pos_import import pos_file_import
+began = time.perf_counter()
+run = pos_file_import(path=sys.argv[1])
+seconds = time.perf_counter() - began
+from customers.models import PurchaseLine
+print(json.dumps({
+    "seconds": seconds,
+    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "status": run.status,
+    "counts": {k: getattr(run, k) for k in ("created", "updated", "unchanged", "rejected",
+               "customers_created", "customers_matched")},
+    "lines": PurchaseLine.objects.filter(purchase__store__code=run.store_code).count(),
+}))
+"""
+
+
+def _import(path: Path) -> dict:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pharmacrm.settings"}
+    env.setdefault("SECRET_KEY", "bench-only-secret-key")
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT, str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"import of {path.name} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["status"] != "done":
+        raise RuntimeError(f"import of {path.name} was refused")
+    result["bytes"] = path.stat().st_size
+    return result
+
+
+def _baseline(path: Path) -> dict:
+    """iterparse + clear() over the file, then a bare COPY of its purchase and line rows."""
+    from django.db import connection
+    from lxml import etree
+
+    began = time.perf_counter()
+    purchases, lines = io.StringIO(), io.StringIO()
+    rows = 0
+    for _, element in etree.iterparse(
+        str(path), events=("end",), tag="purchase", resolve_entities=False, no_network=True
+    ):
+        pid = element.get("id")
+        total = element.findtext("total")
+        purchases.write(f"{pid}\t{element.get('datetime')}\t{element.get('status')}\t{total}\n")
+        for line in element.iterfind("line"):
+            lines.write(f"{pid}\t{line.get('sku')}\t{line.get('qty')}\t{line.get('price')}\n")
+            rows += 1
+        rows += 1
+        element.clear()
+        while element.getprevious() is not None:
+            del element.getparent()[0]
+    parsed = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_pos_purchase (external_id text, purchased_at timestamptz, "
+            "status text, total numeric(12,2))"
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE bench_pos_line (external_id text, sku text, qty numeric(10,3), "
+            "price numeric(12,2))"
+        )
+        purchases.seek(0)
+        lines.seek(0)
+        copy_began = time.perf_counter()
+        cursor.copy_expert("COPY bench_pos_purchase FROM STDIN", purchases)
+        cursor.copy_expert("COPY bench_pos_line FROM STDIN", lines)
+        copied = time.perf_counter()
+        cursor.execute("DROP TABLE bench_pos_purchase, bench_pos_line")
+    return {
+        "seconds": (parsed - began) + (copied - copy_began),
+        "parse": parsed - began,
+        "copy": copied - copy_began,
+        "rows": rows,
+    }
+
+
+def _cleanup(max_customer: int) -> None:
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM customers_purchaseline WHERE purchase_id IN (SELECT p.id FROM "
+            "customers_purchase p JOIN customers_store s ON s.id = p.store_id "
+            "WHERE s.code IN %s)",
+            [(STORE_SMALL, STORE_LARGE)],
+        )
+        cursor.execute(
+            "DELETE FROM customers_purchase WHERE store_id IN "
+            "(SELECT id FROM customers_store WHERE code IN %s)",
+            [(STORE_SMALL, STORE_LARGE)],
+        )
+        cursor.execute("DELETE FROM customers_store WHERE code IN %s", [(STORE_SMALL, STORE_LARGE)])
+        cursor.execute("DELETE FROM customers_externalid WHERE customer_id > %s", [max_customer])
+        cursor.execute(
+            "DELETE FROM customers_identifieralias WHERE customer_id > %s", [max_customer]
+        )
+        cursor.execute("DELETE FROM customers_customer WHERE id > %s", [max_customer])
+        cursor.execute(
+            "DELETE FROM customers_importissue WHERE run_id IN (SELECT id FROM "
+            "customers_importrun WHERE store_code IN %s)",
+            [(STORE_SMALL, STORE_LARGE)],
+        )
+        cursor.execute(
+            "DELETE FROM customers_importrun WHERE store_code IN %s", [(STORE_SMALL, STORE_LARGE)]
+        )
