@@ -15,11 +15,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .merge import customer_merge, merge_conflict
 from .models import (
+    IDENTIFIER_COLUMNS,
+    PERSONAL_FIELDS,
     Customer,
     DuplicateSuspicion,
     ExternalId,
@@ -31,19 +34,7 @@ from .normalize import normalize_card, normalize_email, normalize_phone
 
 # Identifier kinds from the strongest to the weakest: the record attaches to the customer named
 # by the strongest one when two customers are named and cannot be merged.
-IDENTIFIER_FIELDS = {"card": "card_number", "phone": "phone", "email": "email"}
-PERSONAL_FIELDS = (
-    "last_name",
-    "first_name",
-    "middle_name",
-    "birth_date",
-    "sex",
-    "city",
-    "street",
-    "house",
-    "flat",
-    "household_size",
-)
+IDENTIFIER_FIELDS = IDENTIFIER_COLUMNS
 # How far each source is trusted with a customer's personal data.
 SOURCE_RANK = {
     Source.POS: 1,
@@ -339,10 +330,17 @@ def _apply(customer: Customer, record: IdentityRecord, at: str, kept_apart: set[
 def _suspect(
     customer: Customer, other: Customer, *, shared: list[str], reason: str, source: str
 ) -> DuplicateSuspicion:
+    """The pair's open suspicion, or the one a marketer dismissed, or a new open one.
+
+    A pair judged "different people" is never raised again. The pair is matched exactly: a
+    suspicion closed by a merge points from the survivor to itself and concerns no one else.
+    """
     a, b = customer, other
-    existing = DuplicateSuspicion.objects.filter(
-        status=DuplicateSuspicion.Status.OPEN, customer__in=[a, b], other__in=[a, b]
-    ).first()
+    pair = DuplicateSuspicion.objects.filter(Q(customer=a, other=b) | Q(customer=b, other=a))
+    existing = (
+        pair.filter(status=DuplicateSuspicion.Status.OPEN).first()
+        or pair.filter(status=DuplicateSuspicion.Status.DISMISSED).first()
+    )
     if existing:
         return existing
     return DuplicateSuspicion.objects.create(

@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import (
+    IDENTIFIER_COLUMNS,
+    PERSONAL_FIELDS,
     Consent,
     Customer,
     DuplicateSuspicion,
@@ -34,22 +36,8 @@ MergeStep = Callable[[Customer, Customer], int]
 _steps: dict[str, MergeStep] = {}
 
 NAME_FIELDS = ("last_name", "first_name", "middle_name")
-IDENTIFIER_ALIAS_KIND = {"card_number": "card", "phone": "phone", "email": "email"}
-MERGED_FIELDS = (
-    "card_number",
-    "phone",
-    "email",
-    "last_name",
-    "first_name",
-    "middle_name",
-    "birth_date",
-    "sex",
-    "city",
-    "street",
-    "house",
-    "flat",
-    "household_size",
-)
+IDENTIFIER_ALIAS_KIND = {column: kind for kind, column in IDENTIFIER_COLUMNS.items()}
+MERGED_FIELDS = (*IDENTIFIER_COLUMNS.values(), *PERSONAL_FIELDS)
 
 
 def register_merge_step(name: str) -> Callable[[MergeStep], MergeStep]:

@@ -11,24 +11,21 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Consent, Customer, FamilyMember, IdentifierAlias, Product, Source
+from .models import (
+    IDENTIFIER_COLUMNS,
+    PERSONAL_FIELDS,
+    Consent,
+    Customer,
+    FamilyMember,
+    IdentifierAlias,
+    Product,
+    Source,
+)
 from .normalize import normalize_card, normalize_email, normalize_phone
 
 IDENTIFIER_FIELDS = ("phone", "email", "card_number")
-PERSONAL_FIELDS = (
-    "last_name",
-    "first_name",
-    "middle_name",
-    "birth_date",
-    "sex",
-    "city",
-    "street",
-    "house",
-    "flat",
-    "household_size",
-)
 EDITABLE_FIELDS = (*IDENTIFIER_FIELDS, *PERSONAL_FIELDS, "do_not_merge")
-_ALIAS_KIND = {"phone": "phone", "email": "email", "card_number": "card"}
+_ALIAS_KIND = {column: kind for kind, column in IDENTIFIER_COLUMNS.items()}
 
 _NORMALIZERS = {"phone": normalize_phone, "email": normalize_email, "card_number": normalize_card}
 

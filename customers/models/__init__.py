@@ -4,11 +4,20 @@ from .base import MONEY, Channel, PurchaseType, ReferenceList, Sex, Source
 from .catalogue import Product, Store
 from .identity import DuplicateSuspicion, IdentifierAlias, IdentifierKind, MergeRecord
 from .imports import ImportIssue, ImportRun
-from .people import Consent, Customer, ExternalId, FamilyMember
+from .people import (
+    IDENTIFIER_COLUMNS,
+    PERSONAL_FIELDS,
+    Consent,
+    Customer,
+    ExternalId,
+    FamilyMember,
+)
 from .purchases import Purchase, PurchaseLine, Reservation
 
 __all__ = [
+    "IDENTIFIER_COLUMNS",
     "MONEY",
+    "PERSONAL_FIELDS",
     "Channel",
     "Consent",
     "Customer",

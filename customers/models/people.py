@@ -8,6 +8,23 @@ from django.utils.translation import gettext_lazy as _
 
 from .base import Channel, Sex, Source
 
+# The personal fields of a customer card (everything but identifiers and bookkeeping): the
+# fields identity resolution fills and merges by source precedence.
+PERSONAL_FIELDS = (
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "sex",
+    "city",
+    "street",
+    "house",
+    "flat",
+    "household_size",
+)
+# Identifier kind -> Customer column, strongest first (card, then phone, then email).
+IDENTIFIER_COLUMNS = {"card": "card_number", "phone": "phone", "email": "email"}
+
 
 class Customer(models.Model):
     phone = models.CharField(
@@ -71,6 +88,8 @@ class Customer(models.Model):
             models.Index(fields=["last_name", "first_name"], name="customer_name_idx"),
             models.Index(fields=["city"], name="customer_city_idx"),
         ]
+        # Merging deletes one record and rewrites the other: a right of its own, not "change".
+        permissions = [("merge_customer", _("Can merge customers"))]
 
     def __str__(self) -> str:
         name = self.full_name
