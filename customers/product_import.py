@@ -4,11 +4,8 @@ The catalogue is the source of truth for products: it creates the ones we do not
 ones it describes differently, and completes products created from till lines (`needs_review`).
 """
 
-import csv
-import io
 import os
 import re
-import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -18,23 +15,20 @@ from typing import Any, BinaryIO
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 
+from . import tabular
 from .models import Product
+from .tabular import FALSE_VALUES, TRUE_VALUES, cell_text
 
 # One batch = one transaction: a SELECT, an INSERT of the new rows, an upsert of the changed ones.
 BATCH_SIZE = 1000
 # A batch that collides with a concurrent writer (a till line creating the same SKU) is retried.
 BATCH_ATTEMPTS = 3
 
-CSV_DELIMITERS = (",", ";", "\t")
-SUPPORTED_EXTENSIONS = (".csv", ".xlsx")
-
 FIELDS = ("sku", "name", "inn", "pack_size", "prescription_only", "category")
 REQUIRED_FIELDS = ("sku", "name")
 UPDATED_FIELDS = tuple(name for name in FIELDS if name != "sku")
-# Header aliases, compared after _normalize_header (case, spaces, "_" and "-", ё).
+# Header aliases, compared after tabular.normalize_header (case, spaces, "_" and "-", ё).
 HEADER_ALIASES = {
     "sku": ("sku", "артикул", "штрихкод", "штрих-код", "barcode", "ean", "ean13", "ean-13"),
     "name": ("name", "product name", "наименование", "наименование товара", "название"),
@@ -50,22 +44,13 @@ HEADER_ALIASES = {
     "category": ("category", "категория", "группа"),
 }
 
-TRUE_VALUES = frozenset({"yes", "true", "1", "да", "+"})
-FALSE_VALUES = frozenset({"no", "false", "0", "нет", "-"})
 PACK_SIZE_MAX = 2_147_483_647  # PositiveIntegerField on every supported database
 
 # Excel turns a long barcode typed as a number into "4,60123E+12": the digits are gone for good.
 _EXCEL_SCIENTIFIC = re.compile(r"^\d[.,]\d+E\+\d+$", re.IGNORECASE)
 
 
-def _normalize_header(text: str) -> str:
-    text = text.replace("\ufeff", "").casefold().replace("ё", "е")
-    return " ".join(re.sub(r"[_\-]", " ", text).split())
-
-
-_ALIAS_TO_FIELD = {
-    _normalize_header(alias): name for name, aliases in HEADER_ALIASES.items() for alias in aliases
-}
+_ALIAS_TO_FIELD = tabular.alias_index(HEADER_ALIASES)
 
 
 @dataclass(frozen=True)
@@ -113,86 +98,14 @@ def products_import(
         with open(file, "rb") as handle:
             return products_import(file=handle, file_name=file_name)
 
-    extension = Path(file_name).suffix.lower()
-    if extension not in SUPPORTED_EXTENSIONS:
-        raise ValidationError(
-            _("“%(name)s”: unsupported file type; upload a .csv or .xlsx file."),
-            code="unsupported_type",
-            params={"name": file_name},
-        )
+    tabular.file_extension(file_name)
     report = ProductImportReport(file_name=file_name)
-    read = _read_xlsx if extension == ".xlsx" else _read_csv
     # The whole file is read and checked before the first write: a refused file stores nothing.
-    with closing(read(file, file_name)) as rows:
+    with closing(tabular.read_rows(file, file_name, known=_ALIAS_TO_FIELD)) as rows:
         columns = _map_header(rows, file_name, report)
         parsed = _parse_rows(rows, columns, report)
     _store(parsed, report)
     return report
-
-
-# --- Reading --------------------------------------------------------------------------------------
-
-
-def _read_csv(file: BinaryIO, file_name: str) -> Iterator[tuple[int, list[str]]]:
-    try:
-        text = file.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(
-            _("“%(name)s” is not UTF-8 text; save it from Excel as “CSV UTF-8”."),
-            code="not_utf8",
-            params={"name": file_name},
-        ) from None
-    header_line = next((line for line in io.StringIO(text) if line.strip()), "")
-    delimiter = _sniff_delimiter(header_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        # The row number is the record's number, as a spreadsheet opening the file shows it.
-        yield from enumerate(reader, start=1)
-    except csv.Error as exc:
-        raise ValidationError(
-            _("“%(name)s” is not a readable CSV file: %(error)s"),
-            code="unreadable",
-            params={"name": file_name, "error": exc},
-        ) from None
-
-
-def _sniff_delimiter(header_line: str) -> str:
-    """The delimiter that splits the header into the most known columns (then the most columns)."""
-
-    def score(delimiter: str) -> tuple[int, int]:
-        cells = next(csv.reader([header_line], delimiter=delimiter), [])
-        known = sum(_normalize_header(cell) in _ALIAS_TO_FIELD for cell in cells)
-        return known, len(cells)
-
-    return max(CSV_DELIMITERS, key=score)
-
-
-def _read_xlsx(file: BinaryIO, file_name: str) -> Iterator[tuple[int, list[Any]]]:
-    try:
-        workbook = load_workbook(file, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError):
-        raise ValidationError(
-            _("“%(name)s” is not a readable Excel (.xlsx) file."),
-            code="unreadable",
-            params={"name": file_name},
-        ) from None
-    try:
-        sheet = workbook.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(row)
-    finally:
-        workbook.close()
-
-
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        # Excel keeps numbers as floats: 20.0 is a pack of 20, 4601234567890.0 a barcode.
-        return str(int(value))
-    return str(value).strip()
 
 
 # --- Header ---------------------------------------------------------------------------------------
@@ -202,39 +115,13 @@ def _map_header(
     rows: Iterator[tuple[int, list[Any]]], file_name: str, report: ProductImportReport
 ) -> dict[int, tuple[str, str]]:
     """Column index -> (field, the file's own header) from the first non-blank row."""
-    header = next((cells for _number, cells in rows if any(_cell_text(c) for c in cells)), None)
-    if header is None:
-        raise ValidationError(
-            _("“%(name)s” is empty: no header row found."),
-            code="empty",
-            params={"name": file_name},
-        )
-    columns: dict[int, tuple[str, str]] = {}
-    seen: dict[str, str] = {}
-    for index, cell in enumerate(header):
-        title = _cell_text(cell)
-        if not title:
-            continue
-        name = _ALIAS_TO_FIELD.get(_normalize_header(title))
-        if name is None:
-            report.unknown_columns.append(title)
-            continue
-        if name in seen:
-            raise ValidationError(
-                _("“%(name)s”: columns “%(first)s” and “%(second)s” both give the %(field)s."),
-                code="duplicate_column",
-                params={
-                    "name": file_name,
-                    "first": seen[name],
-                    "second": title,
-                    "field": _field_label(name),
-                },
-            )
-        seen[name] = title
-        columns[index] = (name, title)
-    missing = [name for name in REQUIRED_FIELDS if name not in seen]
+    header = tabular.read_header(
+        rows, file_name=file_name, known=_ALIAS_TO_FIELD, label=_field_label
+    )
+    report.unknown_columns.extend(header.unknown)
+    missing = [name for name in REQUIRED_FIELDS if name not in header.fields]
     if missing:
-        found = ", ".join(f"“{_cell_text(c)}”" for c in header if _cell_text(c)) or "—"
+        found = ", ".join(f"“{title}”" for title in header.titles) or "—"
         raise ValidationError(
             _(
                 "“%(name)s” has no column for %(missing)s (columns found: %(found)s). "
@@ -247,7 +134,7 @@ def _map_header(
                 "found": found,
             },
         )
-    return columns
+    return header.columns
 
 
 def _field_label(name: str) -> str:
@@ -273,7 +160,7 @@ def _parse_rows(
     by_sku: dict[str, _Row] = {}
     for number, cells in rows:
         raw = {
-            name: _cell_text(cells[index]) if index < len(cells) else ""
+            name: cell_text(cells[index]) if index < len(cells) else ""
             for index, (name, _title) in columns.items()
         }
         if not any(raw.values()):
