@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import importlib
 import json
 import os
@@ -194,7 +195,7 @@ class Context:
             "--as-of",
             as_of.isoformat(),
         ]
-        env = {**os.environ, "DATABASE_URL": self.database_url}
+        env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1"}
         env.setdefault("SECRET_KEY", "bench-only-secret-key")
         lines = []
         with subprocess.Popen(
@@ -342,24 +343,30 @@ def render_section(benchmark: str, ctx: Context, results: list[Result], machine_
     notes = [note for r in results for note in r.notes]
     if notes:
         lines += ["", *[f"- {note}" for note in notes]]
-    lines += [f"<!-- /bench:{key} -->", ""]
+    lines.append(f"<!-- /bench:{key} -->")
     return "\n".join(lines) + "\n"
 
 
 def write_report(sections: dict[str, str], order: dict[str, int], path: Path = REPORT) -> None:
-    """Replace the given sections in BENCHMARKS.md, keep the others, refresh the header."""
-    existing = {}
-    if path.exists():
-        for match in _SECTION.finditer(path.read_text()):
-            existing[match.group("key")] = match.group(0)
-    existing.update(sections)
+    """Replace the given sections in BENCHMARKS.md, keep the others, refresh the header.
 
-    def rank(key: str) -> tuple:
-        benchmark, scale = key.split(":", 1)
-        return (order.get(benchmark, 100), benchmark, _SCALE_RANK.get(scale, 99), scale)
+    Holds an exclusive lock on the file meanwhile: two runs (say ci and full at once) each keep
+    the other's sections.
+    """
+    path.touch(exist_ok=True)
+    with path.open("r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        existing = {m.group("key"): m.group(0) for m in _SECTION.finditer(handle.read())}
+        existing.update(sections)
 
-    body = "\n".join(existing[key] for key in sorted(existing, key=rank))
-    path.write_text(HEADER + "\n" + body)
+        def rank(key: str) -> tuple:
+            benchmark, scale = key.split(":", 1)
+            return (order.get(benchmark, 100), benchmark, _SCALE_RANK.get(scale, 99), scale)
+
+        body = "\n".join(existing[key] for key in sorted(existing, key=rank))
+        handle.seek(0)
+        handle.truncate()
+        handle.write(HEADER + "\n" + body)
 
 
 # --- running -------------------------------------------------------------------------------------

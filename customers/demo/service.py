@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
@@ -216,10 +216,11 @@ def _data_directory() -> Path:
     """Where the database keeps its files, when this machine can see it; else the project."""
     if connection.vendor == "postgresql":
         try:
-            with connection.cursor() as cursor:
+            # A savepoint: the caller's transaction survives the permission error.
+            with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SHOW data_directory")
                 path = Path(cursor.fetchone()[0])
-        except Exception:  # not a superuser: the setting is hidden
+        except DatabaseError:  # not a superuser: the setting is hidden
             path = None
         if path is not None and path.is_dir():
             return path

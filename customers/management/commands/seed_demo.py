@@ -11,6 +11,7 @@ import resource
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
+from customers.demo.parallel import LoadError
 from customers.demo.service import DEFAULT_SEED, SeedRefused, demo_seed
 
 
@@ -59,7 +60,7 @@ class Command(BaseCommand):
                 as_of=as_of,
                 out=say,
             )
-        except SeedRefused as exc:
+        except (SeedRefused, LoadError) as exc:
             raise CommandError(str(exc)) from None
         if not verbose:
             return
