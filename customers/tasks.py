@@ -71,3 +71,21 @@ def pos_inbox_import_file(name: str) -> None:
     )
     os.replace(claimed, target)
     logger.info("POS inbox file %s imported (run %s, %s)", target.name, run.pk, run.status)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def pos_upload_import(path_str: str, user_id: int | None, file_name: str | None = None) -> None:
+    """Import a POS file a CRM user uploaded (customers.admin.imports), as that user.
+
+    The run keeps the name the file had on the user's computer. Running twice imports nothing
+    twice: the second run finds every purchase unchanged.
+    """
+    from django.contrib.auth import get_user_model
+
+    path = Path(path_str)
+    if not path.exists():
+        logger.warning("Uploaded POS file %s is gone: nothing to import", path)
+        return
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    run = pos_file_import(path=path, file_name=file_name or path.name, user=user)
+    logger.info("Uploaded POS file %s imported (run %s, %s)", path.name, run.pk, run.status)

@@ -2,11 +2,12 @@
 
 from collections.abc import Iterator
 
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from .models import Customer, Purchase
+from .models import Customer, DuplicateSuspicion, MergeRecord, Purchase
 from .timeline import TimelineEvent, register_timeline_provider
 
 
@@ -76,4 +77,49 @@ def consent_events(customer: Customer, limit: int) -> Iterator[TimelineEvent]:
             kind="consent",
             title=template % {"channel": consent.get_channel_display()},
             detail=consent.get_source_display(),
+        )
+
+
+@register_timeline_provider("merges")
+def merge_events(customer: Customer, limit: int) -> Iterator[TimelineEvent]:
+    for record in MergeRecord.objects.filter(survivor=customer).select_related("merged_by")[:limit]:
+        identifiers = ", ".join(
+            value
+            for value in (record.merged_phone, record.merged_email, record.merged_card_number)
+            if value
+        )
+        title = _("Merged with customer #%(id)s") % {"id": record.merged_customer_id}
+        if identifiers:
+            title += f" ({identifiers})"
+        detail = record.get_reason_display()
+        if record.merged_by:
+            detail += f", {record.merged_by.get_username()}"
+        yield TimelineEvent(
+            at=record.created_at, kind="merge", title=title, detail=detail, url=_admin_url(record)
+        )
+
+
+SUSPICION_EVENT = "duplicate_suspicion"
+
+
+@register_timeline_provider("duplicate_suspicions")
+def duplicate_suspicion_events(customer: Customer, limit: int) -> Iterator[TimelineEvent]:
+    suspicions = DuplicateSuspicion.objects.filter(
+        Q(customer=customer) | Q(other=customer)
+    ).order_by("-created_at", "-id")[:limit]
+    for suspicion in suspicions:
+        other_id = (
+            suspicion.other_id if suspicion.customer_id == customer.pk else suspicion.customer_id
+        )
+        if other_id == customer.pk:
+            # Closed by merging the pair: the other customer is this one now.
+            title = _("Possible duplicate found (shares %(shared)s)")
+        else:
+            title = _("Possible duplicate: customer #%(id)s (shares %(shared)s)")
+        yield TimelineEvent(
+            at=suspicion.created_at,
+            kind=SUSPICION_EVENT,
+            title=title % {"id": other_id, "shared": suspicion.shared},
+            detail=f"{suspicion.reason}; {suspicion.get_status_display()}",
+            url=_admin_url(suspicion),
         )

@@ -20,8 +20,10 @@ from customers.timeline import customer_timeline
 
 from .filters import CONSENT_FILTERS, BoughtInStoreFilter, CityFilter, HasFamilyFilter
 from .forms import ConsentInlineForm, CustomerAdminForm
+from .merge import CustomerMergeMixin
 from .purchases import ReadOnlyAdminMixin, purchase_lines_summary
 from .search import customer_search
+from .suspicions import open_suspicions
 
 TIMELINE_LENGTH = 100
 
@@ -124,7 +126,7 @@ def _adopt(obj: Customer, saved: Customer) -> None:
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(CustomerMergeMixin, admin.ModelAdmin):
     form = CustomerAdminForm
     list_display = ("full_name", "phone", "card_number", "email", "city", "source", "created")
     # Only columns with an index behind them: sorting a million rows otherwise sorts the table.
@@ -146,8 +148,8 @@ class CustomerAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    # No bulk actions: deleting customers in bulk is not something marketers do.
-    actions = None
+    # Merging is the one bulk action (CustomerMergeMixin drops "delete selected").
+    actions = ["merge_customers"]
     readonly_fields = ("age", "source", "created_at", "updated_at")
     fieldsets = (
         (_("Identifiers"), {"fields": ("phone", "email", "card_number")}),
@@ -226,11 +228,15 @@ class CustomerAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # Here rather than in change_view: the customer is already loaded, not fetched twice.
         if change and obj is not None and obj.pk:
-            context["timeline"] = customer_timeline(customer=obj, limit=TIMELINE_LENGTH)
+            timeline = customer_timeline(customer=obj, limit=TIMELINE_LENGTH)
+            context["timeline"] = timeline
             context["purchases_url"] = (
                 reverse("admin:customers_purchase_changelist") + f"?customer__id__exact={obj.pk}"
             )
             context["consents_url"] = (
                 reverse("admin:customers_consent_changelist") + f"?customer__id__exact={obj.pk}"
+            )
+            context["open_suspicions"] = open_suspicions(
+                customer=obj, user=request.user, timeline=timeline, timeline_limit=TIMELINE_LENGTH
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
