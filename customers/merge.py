@@ -122,12 +122,14 @@ def customer_merge(
             pk__in=sorted([survivor.pk, merged.pk])
         )
     }
-    if merged.pk not in rows:
-        # B is gone: merged by a concurrent call that committed before our lock.
-        done = MergeRecord.objects.filter(merged_customer_id=merged.pk).first()
-        if done is not None:
-            return done
-        raise Customer.DoesNotExist(f"customer {merged.pk} does not exist")
+    for gone in (merged.pk, survivor.pk):
+        if gone not in rows:
+            # Merged away by a concurrent call that committed before our lock (possibly the
+            # opposite way round): the two are one customer already.
+            done = MergeRecord.objects.filter(merged_customer_id=gone).first()
+            if done is not None and done.survivor_id in rows:
+                return done
+            raise Customer.DoesNotExist(f"customer {gone} does not exist")
     a, b = rows[survivor.pk], rows[merged.pk]
 
     snapshot = model_to_dict(b)

@@ -271,3 +271,45 @@ def test_putting_a_merged_customers_old_phone_on_a_card_releases_the_alias():
     new_owner = customer_create(phone="8 912 345 67 89")
     assert not IdentifierAlias.objects.exists()
     assert customer_resolve(record=pos(phone="+79123456789")).customer == new_owner
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_opposite_merges_of_one_pair_at_once_leave_one_customer():
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("real concurrency is tested on PostgreSQL")
+    a, b = CustomerFactory(), CustomerFactory()
+    PurchaseFactory(customer=a)
+    PurchaseFactory(customer=b)
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def merge(survivor, merged):
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            results.append(
+                customer_merge(survivor=survivor, merged=merged, reason=MergeRecord.Reason.MANUAL)
+            )
+        except Exception as exc:  # collected for the assertion
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=merge, args=(a, b)),
+        threading.Thread(target=merge, args=(b, a)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Customer.objects.count() == 1
+    assert MergeRecord.objects.count() == 1
+    assert Customer.objects.get().purchases.count() == 2
+    assert {r.pk for r in results} == {MergeRecord.objects.get().pk}
