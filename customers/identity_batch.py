@@ -12,14 +12,18 @@ Callers hold `identity_lock()` for the transaction: identity writes are serialis
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
+from psycopg2.extras import execute_values
 
 from .identity import (
     IDENTIFIER_FIELDS,
@@ -133,35 +137,18 @@ class BatchResolver:
         wanted = {kind: {getattr(r, kind) for r in records} - {None} for kind in IDENTIFIER_FIELDS}
         externals = {pair for r in records for pair in r.external_ids}
 
-        alias_q = Q(pk__in=[])
-        for kind, values in wanted.items():
-            if values:
-                alias_q |= Q(kind=kind, value__in=values)
-        for kind, value, customer_id in IdentifierAlias.objects.filter(alias_q).values_list(
-            "kind", "value", "customer_id"
-        ):
+        fetch = _fetch_postgresql if connection.vendor == "postgresql" else _fetch_orm
+        aliases, known_externals, customers = fetch(wanted, externals)
+        for kind, value, customer_id in aliases:
             self._by[kind][value] = customer_id
-        external_q = Q(pk__in=[])
-        for system in {s for s, _i in externals}:
-            external_q |= Q(system=system, external_id__in=[i for s, i in externals if s == system])
-        for system, external_id, customer_id in ExternalId.objects.filter(external_q).values_list(
-            "system", "external_id", "customer_id"
-        ):
-            self._by_external[(system, external_id)] = customer_id
-
-        customer_q = Q(
-            pk__in=set(self._by_external.values())
-            | {pk for index in self._by.values() for pk in index.values()}
-        )
-        for kind, values in wanted.items():
-            if values:
-                customer_q |= Q(**{f"{IDENTIFIER_FIELDS[kind]}__in": values})
-        for values in Customer.objects.filter(customer_q).values(*_COLUMNS):
+        self._by_external.update(known_externals)
+        for values in customers:
             pk = values["id"]
             self._rows[pk] = _Row(pk=pk, values=values, changed=set())
             for kind, column in IDENTIFIER_FIELDS.items():
                 if values[column]:
-                    self._by[kind][values[column]] = pk
+                    key = values[column].lower() if kind == "email" else values[column]
+                    self._by[kind][key] = pk
 
     def _candidates(self, record: IdentityRecord) -> list[int]:
         found: list[int] = []
@@ -240,25 +227,13 @@ class BatchResolver:
         """Write new and changed customers; returns temp id -> real id."""
         now = timezone.now()
         new_rows = [row for row in self._rows.values() if row.new]
-        objects = [
-            Customer(
-                **{k: v for k, v in row.values.items() if k != "id"}, created_at=now, updated_at=now
-            )
-            for row in new_rows
-        ]
-        Customer.objects.bulk_create(objects, batch_size=1000)
-        real = {row.pk: obj.pk for row, obj in zip(new_rows, objects, strict=True)}
+        ids = _insert_customers([row.values for row in new_rows], now)
+        real = {row.pk: pk for row, pk in zip(new_rows, ids, strict=True)}
 
         changed = [row for row in self._rows.values() if row.changed and not row.new]
         if changed:
             _update_customers(changed, now)
-        ExternalId.objects.bulk_create(
-            [
-                ExternalId(customer_id=real.get(pk, pk), system=s, external_id=i, created_at=now)
-                for pk, (s, i) in self._new_externals
-            ],
-            batch_size=1000,
-        )
+        _insert_external_ids([(real.get(pk, pk), s, i) for pk, (s, i) in self._new_externals], now)
         self._new_externals = []
         if self._aliases:
             IdentifierAlias.objects.bulk_create(
@@ -287,18 +262,213 @@ class BatchResolver:
         return real
 
 
+# -- reading ---------------------------------------------------------------------------------------
+
+_Fetched = tuple[
+    list[tuple[str, str, int]],  # aliases: (kind, value, customer id)
+    dict[tuple[str, str], int],  # external ids: (system, id) -> customer id
+    list[dict[str, Any]],  # customers: _COLUMNS -> value
+]
+
+
+def _fetch_orm(wanted: dict[str, set[str]], externals: set[tuple[str, str]]) -> _Fetched:
+    alias_q = Q(pk__in=[])
+    for kind, values in wanted.items():
+        if values:
+            alias_q |= Q(kind=kind, value__in=values)
+    aliases = list(
+        IdentifierAlias.objects.filter(alias_q).values_list("kind", "value", "customer_id")
+    )
+    external_q = Q(pk__in=[])
+    for system in {s for s, _i in externals}:
+        external_q |= Q(system=system, external_id__in=[i for s, i in externals if s == system])
+    known = {
+        (system, external_id): customer_id
+        for system, external_id, customer_id in ExternalId.objects.filter(external_q).values_list(
+            "system", "external_id", "customer_id"
+        )
+    }
+    customer_q = Q(pk__in={pk for _k, _v, pk in aliases} | set(known.values()))
+    for kind, values in wanted.items():
+        if values:
+            # Emails through LOWER(email), the expression of their unique index: a plain
+            # `email IN (...)` has no index, and turns the whole OR into a sequential scan.
+            column = "_email" if kind == "email" else IDENTIFIER_FIELDS[kind]
+            customer_q |= Q(**{f"{column}__in": values})
+    found = Customer.objects.annotate(_email=Lower("email")).filter(customer_q)
+    return aliases, known, list(found.values(*_COLUMNS))
+
+
+def _fetch_postgresql(wanted: dict[str, set[str]], externals: set[tuple[str, str]]) -> _Fetched:
+    """The same three reads as `_fetch_orm`, with arrays (`= ANY(%s)`): compiling IN lists of
+    thousands of values took the ORM longer than the database took to answer."""
+    aliases: list[tuple[str, str, int]] = []
+    known: dict[tuple[str, str], int] = {}
+    with connection.cursor() as cursor:
+        kinds = [kind for kind, values in wanted.items() if values]
+        if kinds:
+            cursor.execute(
+                f"SELECT kind, value, customer_id FROM {IdentifierAlias._meta.db_table} WHERE "
+                + " OR ".join("(kind = %s AND value = ANY(%s))" for _kind in kinds),
+                [x for kind in kinds for x in (kind, list(wanted[kind]))],
+            )
+            aliases = cursor.fetchall()
+        by_system: dict[str, list[str]] = {}
+        for system, external_id in externals:
+            by_system.setdefault(system, []).append(external_id)
+        if by_system:
+            cursor.execute(
+                f"SELECT system, external_id, customer_id FROM {ExternalId._meta.db_table} WHERE "
+                + " OR ".join("(system = %s AND external_id = ANY(%s))" for _s in by_system),
+                [x for item in by_system.items() for x in item],
+            )
+            known = {(system, i): pk for system, i, pk in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM {Customer._meta.db_table} WHERE id = ANY(%s) "
+            "OR card_number = ANY(%s) OR phone = ANY(%s) OR lower(email) = ANY(%s)",
+            [
+                list({pk for _k, _v, pk in aliases} | set(known.values())),
+                list(wanted["card"]),
+                list(wanted["phone"]),
+                list(wanted["email"]),
+            ],
+        )
+        customers = [dict(zip(_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    for values in customers:
+        if isinstance(values["field_sources"], str):  # Django leaves jsonb undecoded
+            values["field_sources"] = json.loads(values["field_sources"])
+    return aliases, known, customers
+
+
+# -- writing (COPY and UPDATE ... FROM VALUES on PostgreSQL, the ORM's bulk methods elsewhere) ---
+
+_INSERTED = tuple(c for c in _COLUMNS if c != "id")
+
+
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY rows into a table (PostgreSQL only): the bulk path of identity writes and imports.
+
+    Values: None, str, bool, int, date/datetime, dict/list (JSON). No model validation runs; the
+    table's constraints still do.
+    """
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(map(_copy_text, row)) + "\n")
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return r"\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _insert_customers(rows: list[dict[str, Any]], now: dt.datetime) -> list[int]:
+    """Insert new customers (values by column); returns their ids in order."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        objects = [
+            Customer(
+                **{k: v for k, v in values.items() if k != "id"}, created_at=now, updated_at=now
+            )
+            for values in rows
+        ]
+        Customer.objects.bulk_create(objects, batch_size=1000)
+        return [obj.pk for obj in objects]
+    # Ids reserved from the sequence in one round trip, then one COPY: bulk_create's SQL
+    # compilation cost more than the database's work (PERFORMANCE.md: COPY is the bulk path).
+    table = Customer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)",
+            [len(rows)],
+        )
+        ids = [r[0] for r in cursor.fetchall()]
+    copy_rows(
+        table,
+        ("id", *_INSERTED, "created_at", "updated_at"),
+        (
+            (pk, *(values[c] for c in _INSERTED), now, now)
+            for pk, values in zip(ids, rows, strict=True)
+        ),
+    )
+    return ids
+
+
+def _insert_external_ids(rows: list[tuple[int, str, str]], now: dt.datetime) -> None:
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        copy_rows(
+            ExternalId._meta.db_table,
+            ("customer_id", "system", "external_id", "created_at"),
+            ((pk, s, i, now) for pk, s, i in rows),
+        )
+        return
+    ExternalId.objects.bulk_create(
+        [ExternalId(customer_id=pk, system=s, external_id=i, created_at=now) for pk, s, i in rows],
+        batch_size=1000,
+    )
+
+
 def _update_customers(rows: list[_Row], now: dt.datetime) -> None:
     """Write the changed columns of existing customers: one statement per set of columns."""
     by_columns: dict[tuple[str, ...], list[_Row]] = {}
     for row in rows:
         by_columns.setdefault(tuple(sorted(row.changed)), []).append(row)
     for columns, group in by_columns.items():
+        if connection.vendor == "postgresql":
+            _update_from_values(columns, group, now)
+            continue
         objects = []
         for row in group:
             obj = Customer(pk=row.pk, updated_at=now)
             for column in columns:
                 setattr(obj, column, row.values[column])
             objects.append(obj)
-        # Few rows change in a steady state (POS files repeat what the card holds); chunks of
-        # 500 keep bulk_update's CASE small (PERFORMANCE.md).
+        # Chunks of 500 keep bulk_update's CASE small (PERFORMANCE.md).
         Customer.objects.bulk_update(objects, [*columns, "updated_at"], batch_size=500)
+
+
+def _update_from_values(columns: tuple[str, ...], rows: list[_Row], now: dt.datetime) -> None:
+    """UPDATE ... FROM (VALUES ...): tens of thousands of rows a second where bulk_update's CASE
+    manages hundreds (PERFORMANCE.md)."""
+    casts = [Customer._meta.get_field(c).db_type(connection) for c in columns]
+    template = "(%s::bigint, " + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
+    values = [
+        (
+            row.pk,
+            *(
+                json.dumps(row.values[c]) if c == "field_sources" else row.values[c]
+                for c in columns
+            ),
+        )
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor.cursor,
+            f"UPDATE {Customer._meta.db_table} AS c SET {assignments}, "
+            f"updated_at = {cursor.mogrify('%s', [now]).decode()} "
+            f"FROM (VALUES %s) AS v(id, {', '.join(columns)}) WHERE c.id = v.id",
+            values,
+            template=template,
+            page_size=1000,
+        )

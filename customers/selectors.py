@@ -47,27 +47,41 @@ def import_run_summary(*, run: ImportRun, max_issues: int = 1000) -> str:
     if run.status == ImportRun.Status.FAILED:
         lines.append(_("Refused: %(error)s") % {"error": run.error})
         return "\n".join(lines)
-    lines.append(
-        _(
+    counts = {
+        "records": run.records,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "rejected": run.rejected,
+        "c_created": run.customers_created,
+        "c_matched": run.customers_matched,
+        "c_merged": run.customers_merged,
+        "suspicions": run.suspicions,
+        "warnings": run.warnings,
+    }
+    if run.kind == ImportRun.Kind.CUSTOMERS:
+        line = _(
+            "rows: %(records)d read, %(created)d created a customer, %(updated)d updated one, "
+            "%(unchanged)d changed nothing, %(rejected)d rejected; customers: %(c_created)d "
+            "created, %(c_matched)d matched, %(c_merged)d merged, %(suspicions)d duplicate "
+            "suspicions; %(warnings)d warnings"
+        )
+    else:
+        line = _(
             "purchases: %(created)d created, %(updated)d updated, %(unchanged)d unchanged, "
             "%(rejected)d rejected; customers: %(c_created)d created, %(c_matched)d matched, "
             "%(c_merged)d merged, %(suspicions)d duplicate suspicions; %(warnings)d warnings"
         )
-        % {
-            "created": run.created,
-            "updated": run.updated,
-            "unchanged": run.unchanged,
-            "rejected": run.rejected,
-            "c_created": run.customers_created,
-            "c_matched": run.customers_matched,
-            "c_merged": run.customers_merged,
-            "suspicions": run.suspicions,
-            "warnings": run.warnings,
-        }
-    )
+    lines.append(line % counts)
     issues = run.issues.order_by("position", "id")
     for issue in issues[:max_issues]:
-        where = issue.record_id or (f"#{issue.position}" if issue.position else "")
+        if run.kind == ImportRun.Kind.CUSTOMERS:
+            # A customer file is read in a spreadsheet: its rows are what people look up.
+            where = _("row %(row)s") % {"row": issue.position} if issue.position else ""
+            if issue.record_id:
+                where += f" ({issue.record_id})"
+        else:
+            where = issue.record_id or (f"#{issue.position}" if issue.position else "")
         lines.append(f"  {issue.get_level_display()} {where} [{issue.field}]: {issue.message}")
     total = issues.count()
     if total > max_issues:
