@@ -5,12 +5,12 @@ consents, two years of purchases with their lines, and a few reservations throug
 
 - on PostgreSQL in bulk: worker processes stream ``COPY`` text, secondary indexes and constraints
   of the big tables are dropped first and rebuilt after when those tables are (nearly) empty,
-  sequences are moved past the new ids, tables are analysed;
+  sequences are moved past the new ids, tables are vacuumed and analysed;
 - on PostgreSQL inside a transaction the caller holds (tests, ``setup_demo`` under ``atomic``):
   ``COPY`` on the caller's connection, indexes in place;
 - on other databases (the embedded SQLite demo) with ``executemany`` in one transaction.
 
-Either way the rows are the same for the same seed and as-of time.
+Either way, the same seed and as-of time on the same starting base give the same rows.
 """
 
 from __future__ import annotations
@@ -107,8 +107,10 @@ def demo_seed(
     """Load ``customers`` demo customers with their history; refuse (``SeedRefused``) unless the
     base holds no customers yet or ``append`` is set, in which case they are added with fresh ids.
 
-    The same ``seed`` and ``as_of`` give the same data. ``as_of`` (default: now) is the moment the
-    history ends: a date means the end of that day, in the chain's time zone.
+    The same ``seed`` and ``as_of`` on the same starting base give the same rows. ``as_of``
+    (default: now) is the moment the history ends: a date means the end of that day, in the
+    chain's time zone. Stores and products are created (or reused, by code and SKU) first; if
+    the load itself fails, none of its rows is kept.
     """
     started = time.perf_counter()
     if customers < 1:
@@ -526,9 +528,9 @@ def _load_postgresql(spec: gen.Spec, targets, *, workers: int | None, out) -> Se
     with _native_cursor() as cursor:
         for table, _columns in targets.values():
             pgload.reset_sequence(cursor, table)
-    out("Analysing...")
-    pgload.analyze(conn_params, [t for t, _ in targets.values()], connections=2)
-    result.phases["analyze"] = time.perf_counter() - phase
+    out("Vacuuming and analysing...")
+    pgload.vacuum_analyze(conn_params, [t for t, _ in targets.values()], connections=2)
+    result.phases["vacuum+analyze"] = time.perf_counter() - phase
     result.rows = {targets[t][0]: n for t, n in stats.rows.items()}
     result.behaviours = stats.behaviours
     result.worker_peak_rss_kb = stats.worker_peak_rss_kb

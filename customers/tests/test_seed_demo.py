@@ -175,6 +175,32 @@ def test_demo_seed_builds_a_consistent_realistic_base():
 
 
 @transactional
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
+def test_a_failed_load_commits_nothing_and_puts_every_index_back(monkeypatch):
+    schema_before = _schema()
+    real_targets = service._copy_targets
+
+    def purchase_id_and_qty_swapped():
+        targets = real_targets()
+        table, columns = targets["line"]
+        swapped = dict(zip(columns, columns, strict=True)) | {
+            "purchase_id": "qty",
+            "qty": "purchase_id",
+        }
+        targets["line"] = (table, tuple(swapped[c] for c in columns))
+        return targets
+
+    monkeypatch.setattr(service, "_copy_targets", purchase_id_and_qty_swapped)
+    with pytest.raises(parallel.LoadError, match="customers_purchaseline"):
+        demo_seed(customers=150, as_of=AS_OF)
+
+    assert not Customer.objects.exists()  # every worker's COPY was rolled back
+    assert not Purchase.objects.exists()
+    assert not Consent.objects.exists()
+    assert _schema() == schema_before
+
+
+@transactional
 def test_a_second_seed_is_refused_without_append_and_append_adds_fresh_customers():
     call_command("seed_demo", customers=60, as_of=AS_OF, stdout=StringIO())
     counts = _counts()
