@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -246,26 +248,21 @@ class Context:
         return counts
 
 
-class _session:
-    """A cursor on an autocommit connection to the scale's database (or the server's)."""
+@contextmanager
+def _session(ctx: Context, dbname: str | None = None) -> Iterator:
+    """A cursor on an autocommit connection to the scale's database (or another one)."""
+    import psycopg2
 
-    def __init__(self, ctx: Context, dbname: str | None = None) -> None:
-        self.params = ctx.conn_params(dbname)
-
-    def __enter__(self):
-        import psycopg2
-
-        self.conn = psycopg2.connect(**self.params)
-        self.conn.autocommit = True
-        self.cursor = self.conn.cursor()
-        return self.cursor
-
-    def __exit__(self, *exc) -> None:
-        self.cursor.close()
-        self.conn.close()
+    conn = psycopg2.connect(**ctx.conn_params(dbname))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            yield cursor
+    finally:
+        conn.close()
 
 
-def _server(ctx: Context) -> _session:
+def _server(ctx: Context):
     """A session on the server's maintenance database, for CREATE / DROP DATABASE."""
     return _session(ctx, "postgres")
 
