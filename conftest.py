@@ -7,3 +7,40 @@ import pytest
 def _english_admin(settings):
     # Tests assert on English messages; the Russian catalogue has its own test.
     settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture
+def celery_eager():
+    """Run queued tasks in-process for this test, whatever broker CI configured.
+
+    For tests of what a task does; tests of queueing itself run a real worker
+    (see `celery_worker`).
+    """
+    from pharmacrm.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (a thread in this process) consuming from the configured broker.
+
+    Skipped without a broker (CELERY_BROKER_URL): the embedded default runs tasks eagerly.
+    Tasks see committed data only, hence the transactional database.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from pharmacrm.celery import app
+
+    from django.db import connection
+
+    if app.conf.task_always_eager:
+        pytest.skip("needs a broker: set CELERY_BROKER_URL")
+    if connection.vendor == "sqlite":
+        pytest.skip("a worker thread cannot share SQLite's in-memory test database")
+    app.control.purge()  # nothing left over from earlier runs
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        yield app

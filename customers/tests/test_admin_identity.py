@@ -407,7 +407,7 @@ def pos_upload(name="Аптека 17 выгрузка.xml"):
     return SimpleUploadedFile(name, content, content_type="text/xml")
 
 
-def test_a_pos_file_uploaded_in_the_admin_is_imported(marketer_client, media):
+def test_a_pos_file_uploaded_in_the_admin_is_imported(marketer_client, media, celery_eager):
     StoreFactory(code="A-017")
     assert 'href="/admin/customers/importrun/upload/"' in marketer_client.get(RUNS).content.decode()
 

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -236,7 +237,9 @@ def test_the_command_prints_the_report_and_fails_for_a_refused_file(pos_file, tm
     assert "bad.xml" in out
 
 
-def test_the_inbox_task_imports_dropped_files_and_files_them_with_reports(settings, tmp_path):
+def test_the_inbox_task_imports_dropped_files_and_files_them_with_reports(
+    settings, tmp_path, celery_eager
+):
     from customers.tasks import pos_inbox_scan
 
     settings.POS_INBOX_DIR = tmp_path / "inbox"
@@ -291,3 +294,23 @@ def test_two_processes_importing_overlapping_files_at_once_leave_one_row_per_pur
     assert Purchase.objects.values("external_id").distinct().count() == 4500
     assert Customer.objects.count() == 400
     assert PurchaseLine.objects.count() == 4500
+
+
+def test_a_real_worker_picks_up_inbox_files_queued_by_the_scan(settings, tmp_path, celery_worker):
+    from customers.tasks import pos_inbox_scan
+
+    PurchaseType.objects.get_or_create(code="retail", defaults={"name": "Розничная продажа"})
+    settings.POS_INBOX_DIR = tmp_path / "inbox"
+    settings.POS_INBOX_DIR.mkdir()
+    for name in ("a.xml", "b.xml"):
+        write_pos_file(settings.POS_INBOX_DIR / name, name[0].upper(), [purchase("1")])
+
+    assert pos_inbox_scan() == 2  # claims both files and queues one task per file
+
+    done = settings.POS_INBOX_DIR / "done"
+    deadline = time.monotonic() + 60
+    while len(list(done.glob("*.xml"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(p.name for p in done.glob("*.xml")) == ["a.xml", "b.xml"]
+    assert Purchase.objects.count() == 2
+    assert not list((settings.POS_INBOX_DIR / "processing").iterdir())
