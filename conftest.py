@@ -32,10 +32,9 @@ def celery_worker(transactional_db):
     Tasks see committed data only, hence the transactional database.
     """
     from celery.contrib.testing.worker import start_worker
+    from django.db import connection
 
     from pharmacrm.celery import app
-
-    from django.db import connection
 
     if app.conf.task_always_eager:
         pytest.skip("needs a broker: set CELERY_BROKER_URL")
