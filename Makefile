@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 # CELERY_BROKER_URL say otherwise. Safe to run again: demo data is loaded once.
 run: venv
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input
-	DEBUG=$${DEBUG:-1} $(PY) manage.py setup_demo --customers $(DEMO_CUSTOMERS)
+	DEBUG=$${DEBUG:-1} $(PY) manage.py setup_demo --customers $(DEMO_CUSTOMERS) --url http://$(HOST):$(PORT)/admin/
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
 
 # The whole test suite (PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL are set).

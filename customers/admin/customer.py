@@ -173,8 +173,10 @@ class CustomerAdmin(CustomerMergeMixin, admin.ModelAdmin):
         return customer.created_at
 
     @admin.display(description=_("age"))
-    def age(self, customer: Customer) -> int | None:
-        return customer.age
+    def age(self, customer: Customer) -> int | str:
+        # Read-only admin methods print None as "None": show the admin's empty marker instead.
+        age = customer.age
+        return self.get_empty_value_display() if age is None else age
 
     def get_search_results(self, request, queryset, search_term):
         return customer_search(queryset, search_term), False

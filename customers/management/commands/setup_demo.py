@@ -26,10 +26,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=2000, help="demo customers to load")
         parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/admin/", help="where the demo is served"
+        )
+        parser.add_argument(
             "--force", action="store_true", help="create demo accounts even with DEBUG off"
         )
 
-    def handle(self, *args, customers: int, force: bool, **options):
+    def handle(self, *args, customers: int, force: bool, url: str, **options):
         if not settings.DEBUG and not force:
             raise CommandError(
                 "Demo accounts have well-known passwords: refusing with DEBUG off (use --force)."
@@ -40,7 +43,7 @@ class Command(BaseCommand):
         else:
             call_command("seed_demo", customers=customers, stdout=self.stdout)
         self.stdout.write("")
-        self.stdout.write(self.style.SUCCESS("PharmaCRM demo: http://127.0.0.1:8000/admin/"))
+        self.stdout.write(self.style.SUCCESS(f"PharmaCRM demo: {url}"))
         for login, password, group, _superuser in DEMO_ACCOUNTS:
             role = group or "superuser"
             note = " (new)" if login in created else ""
