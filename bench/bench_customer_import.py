@@ -238,8 +238,18 @@ def _new_row(cid: int, i: int, cat, app_id_for, card_for, phone_for) -> list:
 # -- measured runs -----------------------------------------------------------------------------
 
 _IMPORT = """
-import cProfile, json, resource, sys, time
+import cProfile, json, sys, time
 import django
+
+
+def peak_mb():
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child
+    # would report the benchmark process's own peak when that is higher.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
 django.setup()
 from customers.customer_import import customers_import
 from customers.models import Consent
@@ -255,7 +265,7 @@ if profile:
     profile.dump_stats(sys.argv[2])
 print(json.dumps({
     "seconds": seconds,
-    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "maxrss_mb": peak_mb(),
     "status": run.status,
     "error": run.error,
     "counts": {k: getattr(run, k) for k in ("records", "created", "updated", "unchanged",

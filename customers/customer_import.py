@@ -15,9 +15,9 @@ import datetime as dt
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -478,21 +478,12 @@ class _Importer:
 
     def import_rows(self, rows: Iterable[tuple[int, list[Any]]], batch_size: int) -> None:
         parse = self.layout.parse
-        batch: list[Person] = []
-        for number, cells in rows:
-            if not any(tabular.cell_text(cell) for cell in cells):
-                continue  # blank lines, Excel's trailing formatted rows
-            self.counts["records"] += 1
-            try:
-                batch.append(parse(number, cells))
-            except RowRejected as exc:
-                self.counts["rejected"] += 1
-                for column, message in exc.problems:
-                    self.issue(ImportIssue.Level.ERROR, number, column, message, exc.record_id)
-            if len(batch) >= batch_size:
-                self.import_batch(batch)
-                batch = []
-        self.import_batch(batch)  # the last rows, and the issues of a file with none good
+        for chunk in _chunks(rows, parse, batch_size):
+            self.counts["records"] += chunk.records
+            self.counts["rejected"] += chunk.rejected
+            for number, column, message, record_id in chunk.problems:
+                self.issue(ImportIssue.Level.ERROR, number, column, message, record_id)
+            self.import_batch(chunk.people)  # the last one may be empty: it saves the counts
 
     def import_batch(self, people: list[Person]) -> None:
         with transaction.atomic():
@@ -583,6 +574,34 @@ class _Importer:
                 rows.append((pk, channel, granted, when))
         _insert_consents(rows, source=self.run.source, user=self.user, note=self.note)
         return {row[0] for row in rows}
+
+
+@dataclass
+class _Chunk:
+    """One batch's rows as read: the good ones, and what was wrong with the others."""
+
+    people: list[Person] = field(default_factory=list)
+    records: int = 0
+    rejected: int = 0
+    problems: list[tuple[int, str, str, str]] = field(default_factory=list)  # row, column, ...
+
+
+def _chunks(rows: Iterable[tuple[int, list[Any]]], parse, batch_size: int) -> Iterator[_Chunk]:
+    """Chunks of `batch_size` good rows (the last one possibly empty); blank rows skipped."""
+    chunk = _Chunk()
+    for number, cells in rows:
+        if not any(cell_text(cell) for cell in cells):
+            continue  # blank lines, Excel's trailing formatted rows
+        chunk.records += 1
+        try:
+            chunk.people.append(parse(number, cells))
+        except RowRejected as exc:
+            chunk.rejected += 1
+            chunk.problems += [(number, c, m, exc.record_id) for c, m in exc.problems]
+        if len(chunk.people) >= batch_size:
+            yield chunk
+            chunk = _Chunk()
+    yield chunk
 
 
 def _latest_consents(

@@ -76,6 +76,7 @@ class BatchResolver:
         self._next_temp = -1
         self._new_externals: list[tuple[int, tuple[str, str]]] = []
         self._aliases: list[tuple[str, str, int]] = []
+        self._at_texts: dict[dt.datetime, str] = {}
 
     def resolve(self, records: Sequence[IdentityRecord | None]) -> list[int | None]:
         """Customer id per record (None for a record without identifiers: anonymous)."""
@@ -166,7 +167,7 @@ class BatchResolver:
     # -- changes ---------------------------------------------------------------------------------
 
     def _new_row(self, record: IdentityRecord) -> _Row:
-        at = (record.at or timezone.now()).isoformat()
+        at = self._at(record)
         values: dict[str, Any] = dict.fromkeys(PERSONAL_FIELDS, "")
         values.update(birth_date=None, household_size=None)
         values.update({k: v for k, v in record.data.items() if v not in (None, "")})
@@ -174,8 +175,9 @@ class BatchResolver:
             values[column] = getattr(record, kind)
         values["source"] = record.source
         values["do_not_merge"] = False
+        given = [record.source, at]  # one list for every field: never changed in place
         values["field_sources"] = {
-            f: [record.source, at]
+            f: given
             for f in (*PERSONAL_FIELDS, *IDENTIFIER_FIELDS.values())
             if values.get(f) not in (None, "")
         }
@@ -190,12 +192,26 @@ class BatchResolver:
             self._new_externals.append((row.pk, pair))
         return row
 
+    def _at(self, record: IdentityRecord) -> str:
+        """When the record's data was current, as field sources keep it (formatted once per
+        distinct time: an import's records share one)."""
+        if record.at is None:
+            return timezone.now().isoformat()
+        text = self._at_texts.get(record.at)
+        if text is None:
+            text = self._at_texts[record.at] = record.at.isoformat()
+        return text
+
     def _apply(self, row: _Row, record: IdentityRecord) -> None:
-        at = (record.at or timezone.now()).isoformat()
+        at = self._at(record)
         values = row.values
-        sources = values["field_sources"]
 
         def offer(column: str, value: Any) -> None:
+            if value in (None, "") or values[column] == value:
+                return  # field_wins' own first answers, without decoding the sources
+            sources = values["field_sources"]
+            if isinstance(sources, str):  # read undecoded (_fetch_postgresql)
+                sources = values["field_sources"] = json.loads(sources)
             if field_wins(
                 current_value=values[column],
                 current_source=sources.get(column),
@@ -333,10 +349,9 @@ def _fetch_postgresql(wanted: dict[str, set[str]], externals: set[tuple[str, str
                 list(wanted["email"]),
             ],
         )
+        # field_sources stays JSON text (Django leaves jsonb undecoded) until a field differs:
+        # most records repeat what the card holds, and decoding took longer than the query.
         customers = [dict(zip(_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
-    for values in customers:
-        if isinstance(values["field_sources"], str):  # Django leaves jsonb undecoded
-            values["field_sources"] = json.loads(values["field_sources"])
     return aliases, known, customers
 
 
@@ -351,31 +366,42 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]])
     Values: None, str, bool, int, date/datetime, dict/list (JSON). No model validation runs; the
     table's constraints still do.
     """
+    moments: dict[dt.date, str] = {}  # a batch repeats its timestamps: format each once
+
+    def text(value: Any) -> str:
+        kind = value.__class__
+        if kind is str:
+            return value.translate(_COPY_ESCAPES)
+        if value is None:
+            return r"\N"
+        if kind is bool:
+            return "t" if value else "f"
+        if kind is int:
+            return str(value)
+        if isinstance(value, dt.date):
+            if value not in moments:
+                moments[value] = value.isoformat()
+            return moments[value]
+        if isinstance(value, dict | list):
+            return json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
+        return str(value).translate(_COPY_ESCAPES)
+
     buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(map(_copy_text, row)) + "\n")
+    buffer.writelines("\t".join(map(text, row)) + "\n" for row in rows)
+    size = buffer.tell()
     buffer.seek(0)
     with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
-
-
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return r"\N"
-    if value is True or value is False:
-        return "t" if value else "f"
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str):
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
+        # One read of the whole buffer (psycopg2 reads 8 KB at a time by default).
+        cursor.copy_expert(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer, size=max(size, 8192)
         )
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _insert_customers(rows: list[dict[str, Any]], now: dt.datetime) -> list[int]:
@@ -456,7 +482,7 @@ def _update_from_values(columns: tuple[str, ...], rows: list[_Row], now: dt.date
         (
             row.pk,
             *(
-                json.dumps(row.values[c]) if c == "field_sources" else row.values[c]
+                _json_text(row.values[c]) if c == "field_sources" else row.values[c]
                 for c in columns
             ),
         )

@@ -419,14 +419,18 @@ def test_a_pos_export_does_not_overwrite_app_data_but_fills_what_is_missing(tmp_
     customers_import(
         file=_write(tmp_path, "app.csv", "id,phone,first_name\n1,+79120000001,Анна\n"), source="app"
     )
+    text = "id,phone,first_name,city,birth_date,sex,household_size\n"
+    text += "P1,+79120000001,Аня,Тула,1980-05-17,ж,3\n"
 
-    run = customers_import(
-        file=_write(tmp_path, "pos.csv", "id,phone,first_name,city\nP1,+79120000001,Аня,Тула\n"),
-        source="pos",
-    )
+    run = customers_import(file=_write(tmp_path, "pos.csv", text), source="pos")
 
     customer = Customer.objects.get()
     assert (customer.first_name, customer.city) == ("Анна", "Тула")
+    assert (customer.birth_date, customer.sex, customer.household_size) == (
+        dt.date(1980, 5, 17),
+        "F",
+        3,
+    )
     assert customer.field_sources["first_name"][0] == "app"
     assert customer.field_sources["city"][0] == "pos"
     assert sorted(customer.external_ids.values_list("system", "external_id")) == [
@@ -539,6 +543,45 @@ def test_an_external_id_already_known_finds_its_customer(tmp_path):
     assert known.email == "new@example.ru"
 
 
+def test_an_old_phone_left_behind_by_a_merge_still_finds_the_customer(tmp_path):
+    customer = CustomerFactory(phone="+79120000001", email=None, card_number=None)
+    IdentifierAlias.objects.create(kind="phone", value="+79129999999", customer=customer)
+
+    run = customers_import(
+        file=_write(tmp_path, "app.csv", "phone;id\n8 912 999-99-99;A1\n"), source="app"
+    )
+
+    assert (run.customers_created, run.customers_matched) == (0, 1)
+    assert list(customer.external_ids.values_list("external_id", flat=True)) == ["A1"]
+
+
+def test_an_email_stored_in_another_case_is_the_same_email(tmp_path):
+    customer = CustomerFactory(phone=None, email="Anna@Example.RU", card_number=None)
+
+    run = customers_import(
+        file=_write(tmp_path, "app.csv", "email;id\nanna@example.ru;A1\n"), source="app"
+    )
+
+    assert (run.customers_created, run.customers_matched) == (0, 1)
+    assert Customer.objects.get() == customer
+
+
+def test_a_new_phone_from_the_app_replaces_the_tills_and_the_old_one_still_finds_them(tmp_path):
+    customer = CustomerFactory(phone="+79120000001", email=None, card_number=None)
+    ExternalIdFactory(customer=customer, system="app", external_id="A1")
+
+    run = customers_import(
+        file=_write(tmp_path, "app.csv", "id;phone\nA1;+79120000002\n"), source="app"
+    )
+
+    customer.refresh_from_db()
+    assert customer.phone == "+79120000002"
+    assert list(IdentifierAlias.objects.values_list("kind", "value", "customer")) == [
+        ("phone", "+79120000001", customer.pk)
+    ]
+    assert (run.updated, run.customers_matched) == (1, 1)
+
+
 def test_rows_are_written_in_batches_with_a_bounded_number_of_queries(
     tmp_path, django_assert_max_num_queries
 ):
@@ -629,3 +672,12 @@ def test_a_bad_registration_date_rejects_the_row_even_without_consent_columns(tm
         (3, "Дата регистрации"),
     ]
     assert _row_counts() == (0, 0, 0, 0, 0, 0)
+
+
+def test_text_with_backslashes_tabs_and_quotes_is_stored_as_written(tmp_path):
+    text = 'phone,last_name,street\n+79120000001,"Д\'Арк \\ Жанна","ул.\tЛенина"\n'
+
+    customers_import(file=_write(tmp_path, "c.csv", text), source="app")
+
+    customer = Customer.objects.get()
+    assert (customer.last_name, customer.street) == ("Д'Арк \\ Жанна", "ул.\tЛенина")
