@@ -4,6 +4,7 @@ Each function returns the canonical value or raises ValidationError naming what 
 blank input returns None, so optional identifiers stay optional.
 """
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -26,11 +27,28 @@ def _parse_phone(raw: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Russian mobile numbers in their usual notations: +7/7/8 or nothing, then 9XX XXX XX XX. Every
+# such number outside the 93x range is a valid RU mobile in phonenumbers' metadata, so these
+# need no full parse (tens of microseconds each; a POS file holds hundreds of thousands).
+_SEPARATORS = re.compile(r"[\s\-().]")
+_RU_MOBILE = re.compile(r"(?:\+7|7|8)?(9[0-24-9]\d{8})")
+
+
+def _fast_ru_mobile(raw: str) -> str | None:
+    match = _RU_MOBILE.fullmatch(_SEPARATORS.sub("", raw))
+    return f"+7{match.group(1)}" if match else None
+
+
 def normalize_phone(raw: str | None, *, region: str | None = None) -> str | None:
     """Any common notation ("8 (912) 345-67-89", "+7 912 345 67 89") -> E.164 ("+79123456789")."""
     if raw is None or not str(raw).strip():
         return None
-    value = _parse_phone(str(raw).strip(), region or settings.PHONE_DEFAULT_REGION)
+    region = region or settings.PHONE_DEFAULT_REGION
+    if region == "RU":
+        fast = _fast_ru_mobile(str(raw))
+        if fast is not None:
+            return fast
+    value = _parse_phone(str(raw).strip(), region)
     if value is None:
         raise ValidationError(
             _("“%(value)s” is not a valid phone number."),

@@ -14,6 +14,8 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import queue
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from .identity import IdentityRecord, Outcome, personal_data_errors
@@ -140,13 +142,57 @@ def pos_file_import(
             "store",
             _("Unknown store code “%(code)s”: store created.") % {"code": store.code},
         )
-    for batch in _batches(iter_pos_purchases(path), batch_size):
+    for batch in _prefetched(_batches(iter_pos_purchases(path), batch_size)):
         importer.import_batch(batch)
     importer.save_issues()  # the store warning of a file with no purchase at all
     run.status = ImportRun.Status.DONE
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+def _prefetched(batches: Iterator[list], depth: int = 1) -> Iterator[list]:
+    """The same batches, parsed ahead in a thread while the caller writes the previous ones.
+
+    Writing waits on PostgreSQL (COPY, commit) with the GIL released; parsing fills that time.
+    Errors in the parser are raised in the caller; the caller's language is the parser's, so
+    rejection reasons read as they would without the thread.
+    """
+    done = object()
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    language = translation.get_language()
+
+    def produce() -> None:
+        try:
+            with translation.override(language):
+                for batch in batches:
+                    while not stop.is_set():
+                        try:
+                            buffer.put(batch, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            buffer.put(exc)
+            return
+        buffer.put(done)
+
+    thread = threading.Thread(target=produce, name="pos-parse", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _batches(items: Iterable[PosPurchase | PosRejection], size: int) -> Iterator[list]:

@@ -1,7 +1,16 @@
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from customers.normalize import looks_like_phone, normalize_card, normalize_email, normalize_phone
+from customers.normalize import (
+    _fast_ru_mobile,
+    _parse_phone,
+    looks_like_phone,
+    normalize_card,
+    normalize_email,
+    normalize_phone,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,3 +62,30 @@ def test_search_terms_that_look_like_phones():
     assert looks_like_phone("8 (912) 345-67-89")
     assert not looks_like_phone("Иванова")
     assert not looks_like_phone("2900000012345a")
+
+
+@given(
+    prefix=st.sampled_from(["", "+7", "7", "8", "+7 ", "8 ", "+8", "+79", "9"]),
+    digits=st.text(alphabet="0123456789", min_size=8, max_size=12),
+    separators=st.lists(st.sampled_from([" ", "-", "(", ")", ".", ""]), min_size=12, max_size=12),
+)
+@settings(max_examples=3000, deadline=None)
+def test_the_fast_path_for_russian_mobiles_agrees_with_phonenumbers(prefix, digits, separators):
+    raw = prefix + "".join(d + s for d, s in zip(digits, separators, strict=False))
+    fast = _fast_ru_mobile(raw)
+    try:
+        slow = _parse_phone(raw.strip(), "RU")
+    except Exception:  # any parse failure means "not a number"
+        slow = None
+    if fast is not None:
+        assert fast == slow, raw
+
+
+@pytest.mark.parametrize("raw", ["8 (912) 345-67-89", "+7 912 345 67 89", "9123456789"])
+def test_common_notations_take_the_fast_path(raw):
+    assert _fast_ru_mobile(raw) == "+79123456789"
+
+
+def test_the_93x_range_is_left_to_the_full_parser():
+    assert _fast_ru_mobile("+7 936 164 70 11") is None
+    assert normalize_phone("8 (936) 164-70-11") == "+79361647011"
