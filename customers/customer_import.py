@@ -351,8 +351,8 @@ def customers_import(
         rows = tabular.read_rows(file, file_name, known=known)
         header = tabular.read_header(rows, file_name=file_name, known=known, label=_label)
         _check_header(header, file_name)
-        importer = _Importer(run=run, layout=RowLayout(header, source=source, at=run.started_at))
-        importer.user = user
+        layout = RowLayout(header, source=source, at=run.started_at)
+        importer = _Importer(run=run, layout=layout, user=user)
         for title in header.unknown:
             importer.issue(
                 ImportIssue.Level.WARNING,
@@ -381,7 +381,7 @@ def _refuse(run: ImportRun, exc: ValidationError, done: int = 0) -> ImportRun:
     run.status = ImportRun.Status.FAILED
     run.error = " ".join(exc.messages)
     if done:
-        run.error += " " + _("The %(done)d rows before it were imported.") % {"done": done}
+        run.error += " " + _("The %(done)d rows read before it were imported.") % {"done": done}
     run.finished_at = timezone.now()
     run.save()
     return run
@@ -426,12 +426,12 @@ def _known_titles(mapping: Mapping[str, str | None] | None) -> dict[str, str | N
 def _check_file(file: BinaryIO, file_name: str, known: Mapping[str, Any]) -> str:
     """The file's SHA-256; a CSV file is also read through, so that a file broken part-way is
     refused before the first write. Leaves the file at its start."""
-    tabular.file_extension(file_name)
+    extension = tabular.file_extension(file_name)
     digest = hashlib.sha256()
     while chunk := file.read(1 << 20):
         digest.update(chunk)
     file.seek(0)
-    if tabular.file_extension(file_name) == ".csv":
+    if extension == ".csv":
         for _row in tabular.read_rows(file, file_name, known=known):
             pass
         file.seek(0)
@@ -455,10 +455,10 @@ def _check_header(header: tabular.Header, file_name: str) -> None:
 
 
 class _Importer:
-    def __init__(self, *, run: ImportRun, layout: RowLayout) -> None:
+    def __init__(self, *, run: ImportRun, layout: RowLayout, user: AbstractBaseUser | None):
         self.run = run
         self.layout = layout
-        self.user: AbstractBaseUser | None = None
+        self.user = user
         self.counts: Counter[str] = Counter()
         self.issues: list[ImportIssue] = []
         self.note = (_("Import of %(file)s") % {"file": run.file_name})[:255]

@@ -393,7 +393,7 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]])
     with connection.cursor() as cursor:
         # One read of the whole buffer (psycopg2 reads 8 KB at a time by default).
         cursor.copy_expert(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer, size=max(size, 8192)
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer, max(size, 8192)
         )
 
 
