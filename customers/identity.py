@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -155,7 +156,12 @@ def field_wins(
 def _lookup(kind: str, value: str) -> int | None:
     """The customer holding an identifier on the card, or known by it from a merge."""
     column = IDENTIFIER_FIELDS[kind]
-    found = Customer.objects.filter(**{column: value}).values_list("pk", flat=True).first()
+    if kind == "email":
+        # LOWER(email) is what the unique index holds: an exact lookup would scan the table.
+        customers = Customer.objects.annotate(_email=Lower("email")).filter(_email=value.lower())
+    else:
+        customers = Customer.objects.filter(**{column: value})
+    found = customers.values_list("pk", flat=True).first()
     if found is None:
         found = (
             IdentifierAlias.objects.filter(kind=kind, value=value)

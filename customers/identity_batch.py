@@ -123,6 +123,12 @@ class BatchResolver:
             # that everything before it is written.
             resolution = customer_resolve(record=records[position])
             result[position] = resolution.customer.pk
+            if resolution.merged_ids:
+                # Earlier records of this batch may name a customer just merged away.
+                gone = set(resolution.merged_ids)
+                for earlier in range(position):
+                    if result[earlier] in gone:
+                        result[earlier] = resolution.customer.pk
             self.counts[resolution.outcome] += 1
             self.counts["merged_customers"] += len(resolution.merged_ids)
             self.counts["suspicions"] += len(resolution.suspicions)

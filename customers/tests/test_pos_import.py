@@ -314,3 +314,23 @@ def test_a_real_worker_picks_up_inbox_files_queued_by_the_scan(settings, tmp_pat
     assert sorted(p.name for p in done.glob("*.xml")) == ["a.xml", "b.xml"]
     assert Purchase.objects.count() == 2
     assert not list((settings.POS_INBOX_DIR / "processing").iterdir())
+
+
+def test_a_merge_late_in_a_batch_moves_the_earlier_purchases_of_the_merged_customer(pos_file):
+    pos_file_import(path=pos_file([purchase("1", customer={"card": "2900000012345"})], "S-1"))
+    run = pos_file_import(
+        path=pos_file(
+            [
+                purchase("1", customer={"phone": "8 912 345-67-89"}),  # a new customer B
+                purchase("2", customer={"phone": "8 912 345-67-89"}),
+                # names the card's customer A and B together: B is merged into A
+                purchase("3", customer={"phone": "8 912 345-67-89", "card": "2900000012345"}),
+            ],
+            "S-2",
+            name="second.xml",
+        )
+    )
+    assert run.status == ImportRun.Status.DONE
+    assert run.customers_merged == 1
+    customer = Customer.objects.get()
+    assert customer.purchases.count() == 4
