@@ -215,7 +215,7 @@ def _write(path: Path, store: str, n: int, identities, skus, *, seed: int) -> No
 # -- measured runs -----------------------------------------------------------------------------
 
 _IMPORT = """
-import json, resource, sys, time
+import json, sys, time
 import django
 django.setup()
 from customers.pos_import import pos_file_import
@@ -225,7 +225,10 @@ seconds = time.perf_counter() - began
 from customers.models import PurchaseLine
 print(json.dumps({
     "seconds": seconds,
-    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so this child would
+    # report the benchmark process's own (larger) peak.
+    "maxrss_mb": next(int(l.split()[1]) for l in open("/proc/self/status")
+                      if l.startswith("VmHWM:")) / 1024,
     "status": run.status,
     "counts": {k: getattr(run, k) for k in ("created", "updated", "unchanged", "rejected",
                "customers_created", "customers_matched")},

@@ -343,6 +343,7 @@ class _FileImporter:
                 )
 
         now = timezone.now()
+        local_zone = timezone.get_default_timezone()  # purchase dates are in the chain's zone
         store_id = self.store.pk
         new_rows: list[tuple] = []
         new_lines: list[list[tuple]] = []
@@ -352,7 +353,7 @@ class _FileImporter:
                 p.purchase_id,
                 customer_id,
                 p.purchased_at,
-                timezone.localdate(p.purchased_at),
+                p.purchased_at.astimezone(local_zone).date(),
                 self.types[p.type_code],
                 p.status,
                 p.total,
@@ -462,19 +463,12 @@ def _insert_purchases(
     )
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return r"\N"
-    if isinstance(value, str):
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """A text value as COPY's text format reads it (backslash, tab and newlines escaped)."""
+    return value.translate(_COPY_ESCAPES)
 
 
 def _copy_purchases(
@@ -490,12 +484,19 @@ def _copy_purchases(
         )
         ids = [r[0] for r in cursor.fetchall()]
         stamp = now.isoformat()
+        NULL = r"\N"  # COPY's spelling of NULL
         prefix = f"\t{Source.POS.value}\t{store_id}\t"
         purchases = io.StringIO()
         purchase_lines = io.StringIO()
         for pk, row, row_lines in zip(ids, rows, lines, strict=True):
+            (external_id, customer, at, day, kind, status, total, discount, spent, ref, digest) = (
+                row
+            )
             purchases.write(
-                f"{pk}{prefix}" + "\t".join(_copy_text(v) for v in row) + f"\t{stamp}\t{stamp}\n"
+                f"{pk}{prefix}{_copy_text(external_id)}\t"
+                f"{customer if customer is not None else NULL}\t{at.isoformat()}\t{day}\t{kind}\t"
+                f"{status}\t{total}\t{discount}\t{spent}\t{_copy_text(ref)}\t{digest}\t"
+                f"{stamp}\t{stamp}\n"
             )
             for product_id, qty, price, amount in row_lines:
                 purchase_lines.write(f"{pk}\t{product_id}\t{qty}\t{price}\t{amount}\n")
