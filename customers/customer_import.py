@@ -296,18 +296,7 @@ _CONSENT_COLUMNS = (
     "note",
 )
 _DEFAULT_KNOWN = tabular.alias_index(HEADER_ALIASES)
-_COUNTS = (
-    "records",
-    "created",
-    "updated",
-    "unchanged",
-    "rejected",
-    "warnings",
-    "customers_created",
-    "customers_matched",
-    "customers_merged",
-    "suspicions",
-)
+_COUNTS = ImportRun.COUNT_FIELDS
 
 
 def customers_import(

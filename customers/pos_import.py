@@ -379,19 +379,8 @@ class _FileImporter:
 
     def _save_counts(self) -> None:
         run = self.run
-        for name in (
-            "records",
-            "created",
-            "updated",
-            "unchanged",
-            "rejected",
-            "customers_created",
-            "customers_matched",
-            "customers_merged",
-            "suspicions",
-        ):
+        for name in ImportRun.COUNT_FIELDS:
             setattr(run, name, self.counts[name])
-        run.warnings = self.counts["warnings"]
         run.save()
 
 

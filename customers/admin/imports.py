@@ -98,16 +98,7 @@ class ImportRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "kind",
         "store_code",
         "status",
-        "records",
-        "created",
-        "updated",
-        "unchanged",
-        "rejected",
-        "warnings",
-        "customers_created",
-        "customers_matched",
-        "customers_merged",
-        "suspicions",
+        *ImportRun.COUNT_FIELDS,
     )
     list_filter = ("kind", "status")
     search_fields = ("file_name",)

@@ -6,6 +6,20 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ImportRun(models.Model):
+    # The counters an import keeps up to date, in report order.
+    COUNT_FIELDS = (
+        "records",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "warnings",
+        "customers_created",
+        "customers_matched",
+        "customers_merged",
+        "suspicions",
+    )
+
     class Kind(models.TextChoices):
         POS_XML = "pos_xml", _("POS purchases (XML)")
         CUSTOMERS = "customers", _("Customer base (CSV/XLSX)")
