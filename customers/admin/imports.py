@@ -140,16 +140,7 @@ class ImportRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "finished_at",
         "started_by",
         "checksum",
-        "records",
-        "created",
-        "updated",
-        "unchanged",
-        "rejected",
-        "warnings",
-        "customers_created",
-        "customers_matched",
-        "customers_merged",
-        "suspicions",
+        *ImportRun.COUNT_FIELDS,
         "summary",
     )
     inlines = [ImportIssueInline]
