@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, Context, Result
+from bench.harness import Context, Result, run_import_child
 
 ORDER = 30
 DESCRIPTION = "customer-base CSV import (app export) vs csv.reader + bare COPY"
@@ -277,24 +274,8 @@ print(json.dumps({
 
 
 def _import(path: Path, *, profile: bool = False, ctx: Context | None = None) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pharmacrm.settings"}
-    env.setdefault("SECRET_KEY", "bench-only-secret-key")
     stats = str(ctx.data_dir / f"customer_import_{ctx.scale}.prof") if profile and ctx else ""
-    out = subprocess.run(
-        [sys.executable, "-c", _IMPORT, str(path), stats],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"import of {path.name} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["status"] != "done":
-        raise RuntimeError(f"import of {path.name} was refused: {result['error']}")
-    result["bytes"] = path.stat().st_size
-    return result
+    return run_import_child(_IMPORT, path, stats)
 
 
 def _baseline(path: Path) -> dict:

@@ -18,15 +18,11 @@ the scale's dataset for the other benchmarks.
 from __future__ import annotations
 
 import io
-import json
-import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, Context, Result
+from bench.harness import Context, Result, run_import_child
 
 ORDER = 20
 DESCRIPTION = "POS XML import into the customer base vs iterparse + bare COPY"
@@ -238,23 +234,7 @@ print(json.dumps({
 
 
 def _import(path: Path) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pharmacrm.settings"}
-    env.setdefault("SECRET_KEY", "bench-only-secret-key")
-    out = subprocess.run(
-        [sys.executable, "-c", _IMPORT, str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"import of {path.name} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["status"] != "done":
-        raise RuntimeError(f"import of {path.name} was refused")
-    result["bytes"] = path.stat().st_size
-    return result
+    return run_import_child(_IMPORT, path)
 
 
 def _baseline(path: Path) -> dict:

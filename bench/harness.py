@@ -462,3 +462,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Targets missed: {'; '.join(misses)}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_import_child(code: str, path: Path, *extra: str) -> dict:
+    """Run an import script (`python -c code path *extra`) in a child process of its own.
+
+    The child prints one JSON object as its last line, with at least "status" (and "error"
+    when refused); its peak memory is then its own. Returns that object plus the file size.
+    """
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pharmacrm.settings"}
+    env.setdefault("SECRET_KEY", "bench-only-secret-key")
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"import of {path.name} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["status"] != "done":
+        raise RuntimeError(f"import of {path.name} was refused: {result.get('error', '')}")
+    result["bytes"] = path.stat().st_size
+    return result
