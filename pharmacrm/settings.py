@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -137,6 +138,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Whole-base status recomputations run for seconds to minutes: their own queue (and worker),
+# so they never hold up imports and messages.
+CELERY_TASK_ROUTES = {
+    "loyalty.tasks.statuses_recompute_nightly": {"queue": "statuses"},
+    "loyalty.tasks.statuses_recompute_full": {"queue": "statuses"},
+}
 # Redis redelivers unacked tasks after the visibility timeout: it must exceed the longest task
 # (a full status replay runs for minutes), and the restore sweep must run often enough.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -148,6 +155,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Every minute: pick up POS export files dropped into POS_INBOX_DIR, so till sales reach
     # statuses and bonuses within minutes of the export.
     "pos-inbox-scan": {"task": "customers.tasks.pos_inbox_scan", "schedule": 60.0},
+    # 00:30 in the chain's zone: every customer's figures, scores and statuses for the new day
+    # (a few seconds' work an hour before the first stores open; a missed night is caught up
+    # day by day by the next run). Runs on the `statuses` queue.
+    "statuses-nightly": {
+        "task": "loyalty.tasks.statuses_recompute_nightly",
+        "schedule": crontab(hour=0, minute=30),
+    },
 }
 
 REST_FRAMEWORK = {
