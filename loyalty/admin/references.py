@@ -1,8 +1,10 @@
+"""Loyalty's reference lists (shown in the admin's common "Reference lists" section)."""
+
 from django.contrib import admin
 
 from customers.admin import ReferenceListAdmin
 
-from .models import BonusDiscountType
+from ..models import BonusDiscountType
 
 
 @admin.register(BonusDiscountType)
