@@ -10,15 +10,22 @@ twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import hashlib
-import io
 import logging
+import marshal
+import os
 import queue
+import signal
+import struct
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -76,29 +83,32 @@ def match_order_refs(refs: set[str]) -> dict[str, Any]:
 
 
 def purchase_digest(purchase: PosPurchase) -> str:
-    """A fingerprint of everything the file says about a purchase."""
+    """A fingerprint of everything the file says about a purchase.
+
+    The MD5 of the repr() of [id, datetime (ISO), type, status, order ref, discount, bonus spent,
+    total, (card, phone, email, last name, first name, birth date if a customer), (sku, name, qty,
+    price) per line]. The text is built directly rather than through repr() of that list (the
+    same characters, a test holds them equal): digests stored by earlier imports stay valid.
+    """
     customer = purchase.customer
-    parts: list[Any] = [
-        purchase.purchase_id,
-        purchase.purchased_at.isoformat(),
-        purchase.type_code,
-        purchase.status,
-        purchase.order_ref,
-        purchase.discount,
-        purchase.bonus_spent,
-        purchase.total,
-    ]
+    text = (
+        f"[{purchase.purchase_id!r}, {purchase.purchased_at.isoformat()!r}, "
+        f"{purchase.type_code!r}, {purchase.status!r}, {purchase.order_ref!r}, "
+        f"Decimal('{purchase.discount}'), Decimal('{purchase.bonus_spent}'), "
+        f"Decimal('{purchase.total}')"
+    )
     if customer is not None:
-        parts += [
-            customer.card,
-            customer.phone,
-            customer.email,
-            customer.last_name,
-            customer.first_name,
-            customer.birth_date,
+        text += (
+            f", {customer.card!r}, {customer.phone!r}, {customer.email!r}, "
+            f"{customer.last_name!r}, {customer.first_name!r}, {customer.birth_date!r}"
+        )
+    text += "".join(
+        [
+            f", ({line.sku!r}, {line.name!r}, Decimal('{line.qty}'), Decimal('{line.price}'))"
+            for line in purchase.lines
         ]
-    parts += [(line.sku, line.name, line.qty, line.price) for line in purchase.lines]
-    return hashlib.md5(repr(parts).encode(), usedforsecurity=False).hexdigest()
+    )
+    return hashlib.md5(f"{text}]".encode(), usedforsecurity=False).hexdigest()
 
 
 def pos_file_import(
@@ -119,36 +129,295 @@ def pos_file_import(
         source=Source.POS,
         started_by=user,
     )
+    # Parsing starts at once (in a child process where there is one) and runs ahead while the
+    # file is scanned; nothing it produces is written before the scan has passed.
+    batches = _parsed_batches(path, batch_size)
     try:
-        scan = scan_pos_file(path)
-    except PosFileError as exc:
-        run.status = ImportRun.Status.FAILED
-        run.error = str(exc)
-        run.finished_at = timezone.now()
-        run.save()
-        return run
-    run.checksum = scan.sha256
-    run.store_code = scan.header.store_code
-    run.save(update_fields=["checksum", "store_code"])
+        try:
+            scan = scan_pos_file(path)
+        except PosFileError as exc:
+            run.status = ImportRun.Status.FAILED
+            run.error = str(exc)
+            run.finished_at = timezone.now()
+            run.save()
+            return run
+        run.checksum = scan.sha256
+        run.store_code = scan.header.store_code
+        run.save(update_fields=["checksum", "store_code"])
 
-    store, store_created = Store.objects.get_or_create(
-        code=scan.header.store_code, defaults={"name": scan.header.store_code}
-    )
-    importer = _FileImporter(run=run, store=store)
-    if store_created:
-        importer.warn(
-            None,
-            None,
-            "store",
-            _("Unknown store code “%(code)s”: store created.") % {"code": store.code},
+        store, store_created = Store.objects.get_or_create(
+            code=scan.header.store_code, defaults={"name": scan.header.store_code}
         )
-    for batch in _prefetched(_batches(iter_pos_purchases(path), batch_size)):
-        importer.import_batch(batch)
+        importer = _FileImporter(run=run, store=store)
+        if store_created:
+            importer.warn(
+                None,
+                None,
+                "store",
+                _("Unknown store code “%(code)s”: store created.") % {"code": store.code},
+            )
+        for batch in batches:
+            importer.import_batch(batch)
+    finally:
+        batches.close()
     importer.save_issues()  # the store warning of a file with no purchase at all
     run.status = ImportRun.Status.DONE
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+# -- parsing, ahead of the writes --------------------------------------------------------------
+#
+# The parser's side of an import needs no database: it turns each <purchase> into a compact,
+# marshal-able tuple holding what the writes need, with the digest and the COPY text already
+# made. In a forked child process it runs on the other core, and only these tuples cross over.
+
+# A rejection: (purchase id or None, position, field, reason).
+_REJECTION_SIZE = 4
+# A purchase: (purchase id, position, type code, order ref, digest, datetime (ISO), customer,
+# problem, row, lines) where customer is None or (card, phone, email, last name, first name,
+# birth date ISO or None); problem None or (field, reason) for what the parser does not check;
+# row the COPY text of the columns in _ROW_COLUMNS; lines ((sku, name, "qty\tprice\tamount"), ...).
+_ROW_COLUMNS = (
+    "external_id",
+    "purchased_at",
+    "purchase_date",
+    "status",
+    "total",
+    "discount",
+    "bonus_spent",
+    "order_ref",
+    "import_digest",
+)
+# Child processes parsing the file (where os.fork exists; 0: a thread of this process). Tests
+# run both ways.
+PARSE_PROCESSES = 2
+# How many frames of CHUNK purchases a child may hold ready (a few hundred KB each) while the
+# parent scans or writes: it parses ahead by up to CHILD_AHEAD * CHUNK purchases.
+CHILD_AHEAD = 64
+
+
+def _compact(item: PosPurchase | PosRejection, local_zone: dt.tzinfo) -> tuple:
+    if isinstance(item, PosRejection):
+        return (item.purchase_id, item.position, item.field, item.reason)
+    digest = purchase_digest(item)
+    at = item.purchased_at
+    at_text = at.isoformat()
+    customer = item.customer
+    problem = None
+    if customer is not None:
+        data = {"last_name": customer.last_name, "first_name": customer.first_name}
+        for name, message in personal_data_errors(data).items():
+            problem = (f"customer.{name}", message)
+            break
+        customer = (
+            customer.card,
+            customer.phone,
+            customer.email,
+            customer.last_name,
+            customer.first_name,
+            customer.birth_date.isoformat() if customer.birth_date is not None else None,
+        )
+    lines = []
+    for index, line in enumerate(item.lines, start=1):
+        sku, name = line.sku, line.name
+        if problem is None and (len(sku) > 64 or len(name) > 255):
+            problem = (
+                f"line[{index}].sku" if len(sku) > 64 else f"line[{index}].name",
+                _("Too long."),
+            )
+        lines.append((sku, name, f"{line.qty}\t{line.price}\t{line.amount}"))
+    row = (
+        f"{_copy_text(item.purchase_id)}\t{at_text}\t{at.astimezone(local_zone).date()}\t"
+        f"{item.status}\t{item.total}\t{item.discount}\t{item.bonus_spent}\t"
+        f"{_copy_text(item.order_ref)}\t{digest}"
+    )
+    return (
+        item.purchase_id,
+        item.position,
+        item.type_code,
+        item.order_ref,
+        digest,
+        at_text,
+        customer,
+        problem,
+        row,
+        tuple(lines),
+    )
+
+
+def _compact_items(path: Path, share: tuple[int, int]) -> Iterator[tuple]:
+    """The compact tuples of one share of the file's purchases (iter_pos_purchases' `share`)."""
+    local_zone = timezone.get_default_timezone()  # purchase dates are in the chain's zone
+    for item in iter_pos_purchases(path, share=share):
+        yield _compact(item, local_zone)
+
+
+def _batches(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    """Batches of at most `size`, split so no purchase id repeats inside one batch: a later
+    copy of a purchase in the same file then updates the earlier one, as across files."""
+    batch: list[tuple] = []
+    seen: set[str] = set()
+    for item in items:
+        key = item[0]
+        if len(batch) >= size or (key is not None and key in seen):
+            yield batch
+            batch, seen = [], set()
+        batch.append(item)
+        if key is not None:
+            seen.add(key)
+    if batch:
+        yield batch
+
+
+def _parsed_batches(path: Path, size: int) -> _ChildBatches | _ThreadBatches:
+    if PARSE_PROCESSES and hasattr(os, "fork"):
+        return _ChildBatches(path, size, PARSE_PROCESSES)
+    return _ThreadBatches(path, size)
+
+
+_FRAME = struct.Struct("<cI")  # kind, payload length
+_ITEMS, _FILE_ERROR, _CRASH, _DONE = b"I", b"E", b"X", b"D"
+CHUNK = 1000  # compact tuples per frame
+
+
+class _ChildBatches:
+    """The file parsed by `n` forked child processes, child k taking the purchases at positions
+    k + 1, k + 1 + n, ...; their items merged back in document order and batched here. Errors
+    in a child are raised here.
+
+    A child only reads the file and writes to its pipe: it never touches the database (it shares
+    the parent's connection socket) and leaves with os._exit, running no cleanup. `close()`
+    stops and reaps the children whether or not their output was read.
+    """
+
+    def __init__(self, path: Path, size: int, n: int) -> None:
+        self._size = size
+        self._children: list[tuple[int, Any]] = []
+        language = translation.get_language()
+        _("Too long.")  # the catalogue is loaded before the fork, not in each child
+        try:
+            for part in range(n):
+                read_fd, write_fd = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - a child; its work is covered by _ThreadBatches
+                    status = 1
+                    try:
+                        gc.freeze()  # the parent's objects are never collected (or finalised)
+                        os.close(read_fd)
+                        for _pid, pipe in self._children:
+                            pipe.close()
+                        _child(write_fd, path, (part, n), language)
+                        status = 0
+                    finally:
+                        os._exit(status)
+                os.close(write_fd)
+                self._children.append((pid, open(read_fd, "rb")))  # noqa: SIM115 - close()
+        except BaseException:
+            self.close()
+            raise
+        self._finished = False
+
+    def __iter__(self) -> Iterator[list[tuple]]:
+        streams = [self._items(pipe) for _pid, pipe in self._children]
+
+        def merged() -> Iterator[tuple]:
+            while True:
+                for stream in streams:
+                    item = next(stream, None)
+                    if item is None:
+                        return
+                    yield item
+
+        yield from _batches(merged(), self._size)
+        for stream in streams:  # each child's end, and its errors
+            for _item in stream:
+                raise RuntimeError("POS parser processes disagree on the purchase count.")
+        self._finished = True
+
+    @staticmethod
+    def _items(pipe) -> Iterator[tuple]:
+        while True:
+            header = pipe.read(_FRAME.size)
+            if len(header) < _FRAME.size:
+                raise RuntimeError("A POS parser process ended without finishing.")
+            kind, length = _FRAME.unpack(header)
+            data = pipe.read(length)
+            if kind == _ITEMS:
+                # The child's own output, from the file through the parser: not untrusted bytes.
+                yield from marshal.loads(data)  # noqa: S302
+            elif kind == _DONE:
+                return
+            elif kind == _FILE_ERROR:
+                raise PosFileError(data.decode())
+            else:
+                raise RuntimeError(f"A POS parser process failed:\n{data.decode()}")
+
+    def close(self) -> None:
+        children, self._children = self._children, []
+        for pid, pipe in children:
+            if not getattr(self, "_finished", False):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            pipe.close()
+            os.waitpid(pid, 0)
+
+
+def _child(fd: int, path: Path, share: tuple[int, int], language: str | None) -> None:
+    frames: queue.Queue = queue.Queue(maxsize=CHILD_AHEAD)
+
+    def write() -> None:
+        # Ends when the parent has gone (its end of the pipe closed): put() then stops the child.
+        with contextlib.suppress(BrokenPipeError), open(fd, "wb", buffering=0) as pipe:
+            while (frame := frames.get()) is not None:
+                pipe.write(frame)
+
+    def put(frame: bytes | None) -> None:
+        while True:
+            try:
+                frames.put(frame, timeout=1)
+                return
+            except queue.Full:
+                if not writer.is_alive():
+                    raise SystemExit(1) from None
+
+    def send(kind: bytes, data: bytes) -> None:
+        put(_FRAME.pack(kind, len(data)) + data)
+
+    writer = threading.Thread(target=write, name="pos-pipe", daemon=True)
+    writer.start()
+    try:
+        with translation.override(language):
+            chunk: list[tuple] = []
+            for item in _compact_items(path, share):
+                chunk.append(item)
+                if len(chunk) >= CHUNK:
+                    send(_ITEMS, marshal.dumps(chunk))
+                    chunk = []
+            if chunk:
+                send(_ITEMS, marshal.dumps(chunk))
+    except PosFileError as exc:
+        send(_FILE_ERROR, str(exc).encode())
+    except BaseException:
+        send(_CRASH, traceback.format_exc().encode())
+    else:
+        send(_DONE, b"")
+    put(None)
+    writer.join()
+
+
+class _ThreadBatches:
+    """The same batches from a thread of this process (where there is no fork)."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self._batches = _prefetched(_batches(_compact_items(path, (0, 1)), size))
+
+    def __iter__(self) -> Iterator[list[tuple]]:
+        return self._batches
+
+    def close(self) -> None:
+        self._batches.close()
 
 
 def _prefetched(batches: Iterator[list], depth: int = 1) -> Iterator[list]:
@@ -195,23 +464,6 @@ def _prefetched(batches: Iterator[list], depth: int = 1) -> Iterator[list]:
         thread.join(timeout=5)
 
 
-def _batches(items: Iterable[PosPurchase | PosRejection], size: int) -> Iterator[list]:
-    """Batches of at most `size`, split so no purchase id repeats inside one batch: a later
-    copy of a purchase in the same file then updates the earlier one, as across files."""
-    batch: list = []
-    seen: set[str] = set()
-    for item in items:
-        key = getattr(item, "purchase_id", None)
-        if len(batch) >= size or (key is not None and key in seen):
-            yield batch
-            batch, seen = [], set()
-        batch.append(item)
-        if key is not None:
-            seen.add(key)
-    if batch:
-        yield batch
-
-
 class _FileImporter:
     def __init__(self, *, run: ImportRun, store: Store) -> None:
         self.run = run
@@ -234,15 +486,15 @@ class _FileImporter:
         )
         self.counts["warnings"] += 1
 
-    def reject(self, item: _Rejected | PosRejection) -> None:
+    def reject(self, purchase_id: str | None, position: int, field: str, reason: str) -> None:
         self.issues.append(
             ImportIssue(
                 run=self.run,
                 level=ImportIssue.Level.ERROR,
-                record_id=item.purchase_id or "",
-                position=item.position,
-                field=item.field,
-                message=item.reason,
+                record_id=purchase_id or "",
+                position=position,
+                field=field,
+                message=reason,
             )
         )
         self.counts["rejected"] += 1
@@ -253,15 +505,23 @@ class _FileImporter:
 
     # -- one batch -------------------------------------------------------------------------------
 
-    def import_batch(self, batch: list[PosPurchase | PosRejection]) -> None:
-        good: list[PosPurchase] = []
+    def import_batch(self, batch: list[tuple]) -> None:
+        """One batch of _compact tuples: rejections reported, purchases written."""
+        good: list[tuple] = []
+        types = self.types
         for item in batch:
-            if isinstance(item, PosRejection):
-                self.reject(item)
-                continue
-            problem = self._check(item)
-            if problem:
-                self.reject(problem)
+            if len(item) == _REJECTION_SIZE:
+                self.reject(*item)
+            elif item[2] not in types:
+                # What the parser cannot know: the reference list of purchase types.
+                self.reject(
+                    item[0],
+                    item[1],
+                    "type",
+                    _("Unknown purchase type “%(code)s”.") % {"code": item[2]},
+                )
+            elif item[7] is not None:
+                self.reject(item[0], item[1], *item[7])
             else:
                 good.append(item)
         self.counts["records"] += len(batch)
@@ -271,110 +531,62 @@ class _FileImporter:
             self.save_issues()
             self._save_counts()
 
-    def _check(self, purchase: PosPurchase) -> _Rejected | None:
-        """What the parser cannot know: the reference list and the card's field sizes."""
-        if purchase.type_code not in self.types:
-            return _Rejected(
-                purchase.purchase_id,
-                purchase.position,
-                "type",
-                _("Unknown purchase type “%(code)s”.") % {"code": purchase.type_code},
-            )
-        if purchase.customer is not None:
-            data = {
-                "last_name": purchase.customer.last_name,
-                "first_name": purchase.customer.first_name,
-            }
-            for name, message in personal_data_errors(data).items():
-                return _Rejected(
-                    purchase.purchase_id, purchase.position, f"customer.{name}", message
-                )
-        for index, line in enumerate(purchase.lines, start=1):
-            if len(line.sku) > 64 or len(line.name) > 255:
-                return _Rejected(
-                    purchase.purchase_id,
-                    purchase.position,
-                    f"line[{index}].sku" if len(line.sku) > 64 else f"line[{index}].name",
-                    _("Too long."),
-                )
-        return None
-
-    def _write(self, purchases: list[PosPurchase]) -> None:
+    def _write(self, purchases: list[tuple]) -> None:
         if not purchases:
             return
-        digests = [purchase_digest(p) for p in purchases]
         existing = {
             external_id: (pk, digest)
             for external_id, pk, digest in _stored_purchases(
-                self.store.pk, [p.purchase_id for p in purchases]
+                self.store.pk, [p[0] for p in purchases]
             )
         }
-        todo = [
-            (p, d)
-            for p, d in zip(purchases, digests, strict=True)
-            if existing.get(p.purchase_id, (None, None))[1] != d
-        ]
+        todo = [p for p in purchases if existing.get(p[0], (None, None))[1] != p[4]]
         self.counts["unchanged"] += len(purchases) - len(todo)
         if not todo:
             return
 
         resolver = BatchResolver()
-        customer_ids = resolver.resolve([_identity_record(p) for p, _digest in todo])
+        moments: dict[str, dt.datetime] = {}
+        customer_ids = resolver.resolve([_identity_record(p, moments) for p in todo])
         self.counts["customers_created"] += resolver.counts[Outcome.CREATED]
         self.counts["customers_matched"] += resolver.counts[Outcome.MATCHED]
         self.counts["customers_merged"] += resolver.counts["merged_customers"]
         self.counts["suspicions"] += resolver.counts["suspicions"]
 
-        wanted = {line.sku: line.name for p, _digest in todo for line in p.lines}
-        missing = {sku: name for sku, name in wanted.items() if sku not in self.products}
+        products = self.products
+        missing = {sku: name for p in todo for sku, name, _line in p[9] if sku not in products}
         if missing:
-            self.products.update(products_ensure_from_lines(missing))
+            products.update(products_ensure_from_lines(missing))
 
-        refs = {p.order_ref for p, _digest in todo if p.order_ref}
+        refs = {p[3] for p in todo if p[3]}
         orders = match_order_refs(refs) if refs else {}
-        for p, _digest in todo:
-            if p.order_ref and p.order_ref not in orders:
+        for p in todo:
+            if p[3] and p[3] not in orders:
                 self.warn(
-                    p.purchase_id,
-                    p.position,
+                    p[0],
+                    p[1],
                     "order_ref",
                     _("Order “%(ref)s” is not known: imported as an ordinary purchase.")
-                    % {"ref": p.order_ref},
+                    % {"ref": p[3]},
                 )
 
         now = timezone.now()
-        local_zone = timezone.get_default_timezone()  # purchase dates are in the chain's zone
-        store_id = self.store.pk
-        new_rows: list[tuple] = []
-        new_lines: list[list[tuple]] = []
-        changed: list[tuple[int, tuple, list[tuple]]] = []
-        for (p, digest), customer_id in zip(todo, customer_ids, strict=True):
-            row = (
-                p.purchase_id,
-                customer_id,
-                p.purchased_at,
-                p.purchased_at.astimezone(local_zone).date(),
-                self.types[p.type_code],
-                p.status,
-                p.total,
-                p.discount,
-                p.bonus_spent,
-                p.order_ref,
-                digest,
-            )
-            lines = [
-                (self.products[line.sku], line.qty, line.price, line.amount) for line in p.lines
-            ]
-            if p.purchase_id in existing:
-                changed.append((existing[p.purchase_id][0], row, lines))
+        new: list[tuple[tuple, int | None]] = []
+        changed: list[tuple[int, tuple, int | None]] = []
+        for p, customer_id in zip(todo, customer_ids, strict=True):
+            stored = existing.get(p[0])
+            if stored is None:
+                new.append((p, customer_id))
             else:
-                new_rows.append(row)
-                new_lines.append(lines)
-        if new_rows:
-            _insert_purchases(store_id, new_rows, new_lines, now)
+                changed.append((stored[0], p, customer_id))
+        if new:
+            if connection.vendor == "postgresql":
+                self._copy_purchases(new, now)
+            else:
+                self._create_purchases(new, now)
         if changed:
-            _update_purchases(changed, now)
-        self.counts["created"] += len(new_rows)
+            self._update_purchases(changed, now)
+        self.counts["created"] += len(new)
         self.counts["updated"] += len(changed)
 
     def _save_counts(self) -> None:
@@ -383,28 +595,109 @@ class _FileImporter:
             setattr(run, name, self.counts[name])
         run.save()
 
+    # -- writing -----------------------------------------------------------------------------------
 
-def _identity_record(purchase: PosPurchase) -> IdentityRecord | None:
-    customer = purchase.customer
+    def _values(self, purchase: tuple, customer_id: int | None) -> dict[str, Any]:
+        """The purchase's columns as model field values (for the ORM's paths)."""
+        _id, at, day, status, total, discount, spent, _ref, digest = purchase[8].split("\t")
+        return {
+            "customer_id": customer_id,
+            "purchased_at": dt.datetime.fromisoformat(at),
+            "purchase_date": dt.date.fromisoformat(day),
+            "purchase_type_id": self.types[purchase[2]],
+            "status": status,
+            "total": Decimal(total),
+            "discount": Decimal(discount),
+            "bonus_spent": Decimal(spent),
+            "order_ref": purchase[3],
+            "import_digest": digest,
+        }
+
+    def _lines(self, purchase: tuple) -> list[tuple]:
+        """(product id, qty, price, amount) per line of the purchase."""
+        return [
+            (self.products[sku], *map(Decimal, text.split("\t")))
+            for sku, _name, text in purchase[9]
+        ]
+
+    def _copy_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> None:
+        # Ids are reserved from the sequence in one round trip, so the lines can name their
+        # purchase without reading anything back (PERFORMANCE.md: COPY is the fast bulk path).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('customers_purchase', 'id')) "
+                "FROM generate_series(1, %s)",
+                [len(new)],
+            )
+            ids = [r[0] for r in cursor.fetchall()]
+            stamp = now.isoformat()
+            prefix = f"\t{Source.POS.value}\t{self.store.pk}\t{stamp}\t{stamp}\t"
+            types = self.types
+            products = self.products
+            rows: list[str] = []
+            lines: list[str] = []
+            for pk, (p, customer_id) in zip(ids, new, strict=True):
+                customer = r"\N" if customer_id is None else customer_id  # COPY's NULL
+                rows.append(f"{pk}\t{customer}\t{types[p[2]]}{prefix}{p[8]}\n")
+                lines += [f"{pk}\t{products[sku]}\t{text}\n" for sku, _name, text in p[9]]
+            _copy(
+                cursor,
+                "customers_purchase (id, customer_id, purchase_type_id, source, store_id, "
+                f"created_at, updated_at, {', '.join(_ROW_COLUMNS)})",
+                "".join(rows),
+            )
+            _copy(
+                cursor,
+                "customers_purchaseline (purchase_id, product_id, qty, price, amount)",
+                "".join(lines),
+            )
+
+    def _create_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> None:
+        objects = [
+            Purchase(
+                source=Source.POS,
+                store_id=self.store.pk,
+                external_id=p[0],
+                created_at=now,
+                updated_at=now,
+                **self._values(p, customer_id),
+            )
+            for p, customer_id in new
+        ]
+        Purchase.objects.bulk_create(objects, batch_size=500)
+        _create_lines(
+            (obj.pk, self._lines(p)) for obj, (p, _customer) in zip(objects, new, strict=True)
+        )
+
+    def _update_purchases(self, changed: list[tuple[int, tuple, int | None]], now: dt.datetime):
+        """A re-exported purchase (correction, return): its row updated, its lines replaced."""
+        objects = [
+            Purchase(pk=pk, updated_at=now, **self._values(p, customer_id))
+            for pk, p, customer_id in changed
+        ]
+        Purchase.objects.bulk_update(
+            objects, [f.removesuffix("_id") for f in ROW_FIELDS] + ["updated_at"], batch_size=500
+        )
+        PurchaseLine.objects.filter(purchase_id__in=[pk for pk, _p, _c in changed]).delete()
+        _create_lines((pk, self._lines(p)) for pk, p, _customer in changed)
+
+
+def _identity_record(purchase: tuple, moments: dict[str, dt.datetime]) -> IdentityRecord | None:
+    customer = purchase[6]
     if customer is None:
         return None
-    data = {
-        k: v
-        for k, v in (
-            ("last_name", customer.last_name),
-            ("first_name", customer.first_name),
-            ("birth_date", customer.birth_date),
-        )
-        if v not in (None, "")
-    }
-    return IdentityRecord(
-        source=Source.POS,
-        card=customer.card,
-        phone=customer.phone,
-        email=customer.email,
-        data=data,
-        at=purchase.purchased_at,
-    )
+    card, phone, email, last_name, first_name, birth_date = customer
+    data: dict[str, Any] = {}
+    if last_name:
+        data["last_name"] = last_name
+    if first_name:
+        data["first_name"] = first_name
+    if birth_date is not None:
+        data["birth_date"] = dt.date.fromisoformat(birth_date)
+    at = moments.get(purchase[5])
+    if at is None:
+        at = moments[purchase[5]] = dt.datetime.fromisoformat(purchase[5])
+    return IdentityRecord(source=Source.POS, card=card, phone=phone, email=email, data=data, at=at)
 
 
 def _stored_purchases(store_id: int, external_ids: list[str]) -> list[tuple[str, int, str]]:
@@ -428,30 +721,6 @@ def _stored_purchases(store_id: int, external_ids: list[str]) -> list[tuple[str,
         return cursor.fetchall()
 
 
-def _insert_purchases(
-    store_id: int, rows: list[tuple], lines: list[list[tuple]], now: dt.datetime
-) -> None:
-    """Insert new purchases and their lines: COPY on PostgreSQL, bulk inserts elsewhere."""
-    if connection.vendor == "postgresql":
-        _copy_purchases(store_id, rows, lines, now)
-        return
-    objects = [
-        Purchase(
-            source=Source.POS,
-            store_id=store_id,
-            external_id=row[0],
-            created_at=now,
-            updated_at=now,
-            **dict(zip(ROW_FIELDS, row[1:], strict=True)),
-        )
-        for row in rows
-    ]
-    Purchase.objects.bulk_create(objects, batch_size=500)
-    _create_lines(
-        (obj.pk, purchase_lines) for obj, purchase_lines in zip(objects, lines, strict=True)
-    )
-
-
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -460,58 +729,27 @@ def _copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _copy_purchases(
-    store_id: int, rows: list[tuple], lines: list[list[tuple]], now: dt.datetime
-) -> None:
-    # Ids are reserved from the sequence in one round trip, so the lines can name their
-    # purchase without reading anything back (PERFORMANCE.md: COPY is the fast bulk path).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('customers_purchase', 'id')) "
-            "FROM generate_series(1, %s)",
-            [len(rows)],
-        )
-        ids = [r[0] for r in cursor.fetchall()]
-        stamp = now.isoformat()
-        NULL = r"\N"  # COPY's spelling of NULL
-        prefix = f"\t{Source.POS.value}\t{store_id}\t"
-        purchases = io.StringIO()
-        purchase_lines = io.StringIO()
-        for pk, row, row_lines in zip(ids, rows, lines, strict=True):
-            (external_id, customer, at, day, kind, status, total, discount, spent, ref, digest) = (
-                row
-            )
-            purchases.write(
-                f"{pk}{prefix}{_copy_text(external_id)}\t"
-                f"{customer if customer is not None else NULL}\t{at.isoformat()}\t{day}\t{kind}\t"
-                f"{status}\t{total}\t{discount}\t{spent}\t{_copy_text(ref)}\t{digest}\t"
-                f"{stamp}\t{stamp}\n"
-            )
-            for product_id, qty, price, amount in row_lines:
-                purchase_lines.write(f"{pk}\t{product_id}\t{qty}\t{price}\t{amount}\n")
-        purchases.seek(0)
-        purchase_lines.seek(0)
-        columns = ", ".join(("id", "source", "store_id", "external_id", *ROW_FIELDS))
-        cursor.copy_expert(
-            f"COPY customers_purchase ({columns}, created_at, updated_at) FROM STDIN", purchases
-        )
-        cursor.copy_expert(
-            "COPY customers_purchaseline (purchase_id, product_id, qty, price, amount) FROM STDIN",
-            purchase_lines,
-        )
+def _copy(cursor, target: str, text: str) -> None:
+    data = text.encode()
+    # One read of the whole buffer (psycopg2 reads 8 KB at a time by default).
+    cursor.copy_expert(f"COPY {target} FROM STDIN", _Bytes(data), max(len(data), 8192))
 
 
-def _update_purchases(changed: list[tuple[int, tuple, list[tuple]]], now: dt.datetime) -> None:
-    """A re-exported purchase (correction, return): its row updated, its lines replaced."""
-    objects = [
-        Purchase(pk=pk, updated_at=now, **dict(zip(ROW_FIELDS, row[1:], strict=True)))
-        for pk, row, _lines in changed
-    ]
-    Purchase.objects.bulk_update(
-        objects, [f.removesuffix("_id") for f in ROW_FIELDS] + ["updated_at"], batch_size=500
-    )
-    PurchaseLine.objects.filter(purchase_id__in=[pk for pk, _row, _lines in changed]).delete()
-    _create_lines((pk, row_lines) for pk, _row, row_lines in changed)
+class _Bytes:
+    """A file over bytes for copy_expert, without io.BytesIO's copy."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        start = self._at
+        end = len(self._data) if size < 0 else min(start + size, len(self._data))
+        self._at = end
+        return self._data[start:end]  # the whole buffer at once: the same object, no copy
+
+    def readline(self, size: int = -1) -> bytes:  # pragma: no cover - copy_expert reads blocks
+        raise NotImplementedError
 
 
 def _create_lines(purchases: Iterable[tuple[int, list[tuple]]]) -> None:

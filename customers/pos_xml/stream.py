@@ -221,7 +221,9 @@ def scan_pos_file(source: PosSource) -> PosFileScan:
     return PosFileScan(stream.header, reader.digest.hexdigest(), reader.purchases, reader.size)
 
 
-def iter_pos_purchases(source: PosSource) -> Iterator[PosPurchase | PosRejection]:
+def iter_pos_purchases(
+    source: PosSource, *, share: tuple[int, int] = (0, 1)
+) -> Iterator[PosPurchase | PosRejection]:
     """Exactly one PosPurchase or PosRejection per <purchase> element, in document order.
 
     Streaming, in memory flat in the file size. A rejection carries the first problem found in
@@ -229,9 +231,16 @@ def iter_pos_purchases(source: PosSource) -> Iterator[PosPurchase | PosRejection
     yielded in order, and the later one is the one that counts (the upsert treats it as an
     update). Raises PosFileError for a broken file, possibly after yielding purchases: run
     scan_pos_file first. A file object is read from its current position.
+
+    `share=(k, n)` yields only the purchases at positions p with (p - 1) % n == k (the whole
+    file is still read and checked): n processes, one share each, parse a file together.
     """
+    part, parts = share
     with _opened(source, rewind=False) as file:
         stream = _PurchaseStream(file)
         parser = PurchaseParser()
+        reader = stream.reader
         for element in stream.elements():
-            yield parser.parse(element, stream.reader.purchases)
+            position = reader.purchases
+            if (position - 1) % parts == part:
+                yield parser.parse(element, position)

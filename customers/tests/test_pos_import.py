@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from customers import pos_import
 from customers.models import (
     Customer,
     ImportIssue,
@@ -26,6 +27,15 @@ from customers.pos_import import pos_file_import
 from customers.tests.pos_xml_builders import write_pos_file
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=[2, 0], ids=["child-processes", "thread"])
+def parse_processes(request, monkeypatch):
+    """Every import here runs both ways: parsed by forked child processes, and by a thread."""
+    monkeypatch.setattr(pos_import, "PARSE_PROCESSES", request.param)
+    monkeypatch.setattr(pos_import, "CHUNK", 2)  # frames end inside files and inside batches
+    return request.param
+
 
 ROOT = Path(__file__).resolve().parents[2]
 NUROFEN = {"sku": "4601234567890", "name": "Нурофен таб. 200 мг №20", "qty": "1", "price": "289.00"}
@@ -334,3 +344,40 @@ def test_a_merge_late_in_a_batch_moves_the_earlier_purchases_of_the_merged_custo
     assert run.customers_merged == 1
     customer = Customer.objects.get()
     assert customer.purchases.count() == 4
+
+
+def test_batches_split_where_a_purchase_id_repeats_across_the_parsers_shares(pos_file):
+    ids = ["1", "2", "3", "2", "4", "5", "1", "6", "7"]
+    run = pos_file_import(
+        path=pos_file(
+            [
+                purchase(pid, status="cancelled" if n >= 3 else "completed")
+                for n, pid in enumerate(ids)
+            ]
+        ),
+        batch_size=4,
+    )
+    assert (run.created, run.updated, run.unchanged, run.rejected) == (7, 2, 0, 0)
+    assert set(
+        Purchase.objects.filter(status="cancelled").values_list("external_id", flat=True)
+    ) == {"1", "2", "4", "5", "6", "7"}
+
+
+def test_a_file_the_parsers_find_broken_raises_and_leaves_no_child_behind(tmp_path, monkeypatch):
+    path = tmp_path / "broken.xml"
+    write_pos_file(path, "A-017", [purchase(str(i)) for i in range(1, 30)])
+    path.write_bytes(path.read_bytes()[:-40])
+    batches = pos_import._parsed_batches(path, 5)
+    with pytest.raises(pos_import.PosFileError, match="not well-formed"):
+        for _batch in batches:
+            pass
+    batches.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_children_stopped_before_their_output_is_read_are_reaped(pos_file):
+    batches = pos_import._parsed_batches(pos_file([purchase(str(i)) for i in range(1, 50)]), 5)
+    batches.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
