@@ -58,7 +58,7 @@ _COLUMNS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """A customer as the batch sees it: existing (pk > 0) or to be inserted (pk < 0)."""
 

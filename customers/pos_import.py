@@ -207,10 +207,11 @@ def _compact(item: PosPurchase | PosRejection, local_zone: dt.tzinfo) -> tuple:
     customer = item.customer
     problem = None
     if customer is not None:
-        data = {"last_name": customer.last_name, "first_name": customer.first_name}
-        for name, message in personal_data_errors(data).items():
-            problem = (f"customer.{name}", message)
-            break
+        if customer.last_name or customer.first_name:  # blank names have nothing to check
+            data = {"last_name": customer.last_name, "first_name": customer.first_name}
+            for name, message in personal_data_errors(data).items():
+                problem = (f"customer.{name}", message)
+                break
         customer = (
             customer.card,
             customer.phone,

@@ -4,6 +4,7 @@ Validation follows ../shared/formats/pos-xml.md: what can be checked without the
 type code against the reference list, and bonuses against the balance, are the import's checks.
 """
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from lxml import etree
 
-from ..normalize import normalize_card, normalize_email, normalize_phone
+from ..normalize import CARD_LENGTH, normalize_card, normalize_email, normalize_phone
 from .records import PosCustomer, PosLine, PosPurchase, PosRejection
 from .values import (
     CENT,
@@ -79,6 +80,17 @@ def _money(raw: str | None, field: str, default: Decimal | None = None) -> Decim
         raise _Rejected(field, str(exc)) from None
 
 
+# Money as tills write it: 1 to 10 integer digits (MONEY_INTEGER_DIGITS), a dot and 2 decimals.
+# Decimal() of such a text is what parse_money returns, without its checks.
+_PLAIN_MONEY = re.compile(r"[0-9]{1,10}\.[0-9]{2}", re.ASCII)
+ONE = Decimal("1.000")
+
+
+@lru_cache(maxsize=1024)  # a file has few distinct quantities; errors are raised, not cached
+def _quantity(text: str) -> Decimal:
+    return parse_quantity(text)
+
+
 def _line(sku: str | None, name: str | None, qty: str | None, price: str | None) -> PosLine:
     """A line from its raw attributes; fields in rejections are relative ("qty")."""
     sku = _text(sku, "sku", MAX_SKU)
@@ -86,11 +98,17 @@ def _line(sku: str | None, name: str | None, qty: str | None, price: str | None)
     if qty is None or not qty.strip():
         raise _missing("qty")
     try:
-        quantity = parse_quantity(qty)
+        quantity = _quantity(qty)
     except ValueError as exc:
         raise _Rejected("qty", str(exc)) from None
-    unit_price = _money(price, "price")
-    amount = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
+    if price is not None and _PLAIN_MONEY.fullmatch(price):
+        unit_price = Decimal(price)
+    else:
+        unit_price = _money(price, "price")
+    if quantity == ONE:  # a price has two decimals: one pack costs exactly its price
+        amount = unit_price
+    else:
+        amount = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
     if amount >= MONEY_LIMIT:
         raise _Rejected("", _("qty × price = %(amount)s is too large.") % {"amount": amount})
     return PosLine(sku, name, quantity, unit_price, amount)
@@ -114,7 +132,9 @@ def _customer(
     birth_date: str | None,
 ) -> PosCustomer:
     """A customer from the raw attributes of <customer>; blank identifiers count as absent."""
-    card = _identifier(normalize_card, card, "customer.card")
+    if card is None or len(card) != CARD_LENGTH or not card.isdigit():
+        card = _identifier(normalize_card, card, "customer.card")
+    # else: 13 digits, nothing to strip or drop: what normalize_card returns, without its loops
     phone = _identifier(normalize_phone, phone, "customer.phone")
     email = _identifier(normalize_email, email, "customer.email")
     if card is None and phone is None and email is None:
