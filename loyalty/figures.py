@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from .status_rules import add_months, month_index
 
@@ -20,8 +21,7 @@ SCORED_MONTHS = 24  # RFM covers customers with a purchase in the last 24 months
 RECENT_MONTHS = 12  # ... F and M count the last 12 months, as does the home store
 
 
-@dataclass(frozen=True)
-class PurchaseFact:
+class PurchaseFact(NamedTuple):
     """What the figures need of one completed purchase."""
 
     date: dt.date

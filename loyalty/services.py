@@ -114,7 +114,8 @@ def _recompute_all(
 
         if days is None:
             return postgres.full_replay(as_of=run.as_of, th=th, run=run, now=now)
-        return postgres.nightly(days=days, th=th, run=run, now=now)
+        previous = days[0] - dt.timedelta(days=1)
+        return postgres.nightly(days=days, previous=previous, th=th, run=run, now=now)
     if days is None:
         return generic.recompute_customers(
             customer_ids=None, as_of=run.as_of, th=th, run=run, now=now, replay=True, rank=True
@@ -142,9 +143,11 @@ def _finish(run: StatusRun, outcome: generic.Outcome) -> None:
     run.changes_superseded = outcome.changes_superseded
     if outcome.breakpoints:
         run.rfm_breakpoints = generic.encode_breakpoints(outcome.breakpoints)
+    run.timings = {phase: round(seconds, 3) for phase, seconds in outcome.timings.items()}
     run.finished_at = timezone.now()
     run.save(
         update_fields=[
+            "timings",
             "customers",
             "figures_written",
             "changes_written",

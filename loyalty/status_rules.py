@@ -120,33 +120,6 @@ def month_index(day: dt.date) -> int:
 # --- the rules ------------------------------------------------------------------------------
 
 
-def _evaluate(
-    t: int,
-    *,
-    segment_start: int,
-    lost_from: int,
-    newcomer_until: int,
-    one_time_from: int,
-    one_time_until: int,
-    streak_before: int,
-    th: Thresholds,
-) -> str | None:
-    """The status the rules give on day t (None when no rule holds), in precedence order."""
-    if t >= lost_from:
-        return LOST
-    if streak_before >= th.vip_months:
-        return VIP
-    if streak_before >= th.growing_months:
-        return GROWING
-    if t <= newcomer_until:
-        return NEWCOMER
-    if one_time_from <= t <= one_time_until:
-        return ONE_TIME
-    if th.regular_enabled and t == segment_start:
-        return REGULAR  # a purchase day after the newcomer period (t > newcomer_until)
-    return None
-
-
 def status_changes(
     days: Iterable[int], th: Thresholds, until: int
 ) -> list[tuple[int, str | None, str]]:
@@ -154,6 +127,12 @@ def status_changes(
 
     `days` are the customer's distinct purchase days as ordinals, ascending (completed
     purchases only). The first change is always (first purchase day, None, newcomer).
+
+    Between two purchases (a segment [start, end] with L = start) each rule holds on an interval:
+    lost from `lost_from` on; VIP and growing for whole months (only the purchase's month and the
+    next can qualify: the month after that has no purchase); newcomer up to `newcomer_until`;
+    one-time on [one_time_from, one_time_until]; regular on the purchase day itself. The rules are
+    evaluated, in precedence order, at the start of each piece where that set changes.
     """
     ordered = [d for d in days if d <= until]
     if not ordered:
@@ -162,6 +141,8 @@ def status_changes(
     newcomer_until = first_day_at_least(first + 1, th.newcomer_months) - 1
     one_time_until = first_day_at_least(first + 1, th.one_time_max_months) - 1
     lost_m, ot_min_m = th.lost_months, th.one_time_min_months
+    vip_m, growing_m, regular = th.vip_months, th.growing_months, th.regular_enabled
+    month_of, month_start, first_at = _month_of, _month_start, first_day_at_least
 
     changes: list[tuple[int, str | None, str]] = []
     current: str | None = None
@@ -172,39 +153,52 @@ def status_changes(
     count = len(ordered)
     for i, start in enumerate(ordered):
         end = ordered[i + 1] - 1 if i + 1 < count else until
-        month = _month_of(start)
+        month = month_of(start)
         if month != seg_month:
             if month == seg_month + 1:
                 streak_prev, streak = streak, streak + 1
             else:
                 streak_prev, streak = 0, 1
             seg_month = month
-        lost_from = first_day_at_least(start + 1, lost_m)
-        one_time_from = first_day_at_least(start, ot_min_m)
-        next_month = _month_start(month + 1)
-        after_next = _month_start(month + 2)
-        # The days in [start, end] where the holding rules may change.
-        candidates = {start, lost_from, newcomer_until + 1, one_time_from, one_time_until + 1}
-        candidates.add(next_month)
-        candidates.add(after_next)
-        for t in sorted(c for c in candidates if start <= c <= end):
+        lost_from = first_at(start + 1, lost_m)
+        one_time_from = first_at(start, ot_min_m)
+        next_month = month_start(month + 1)
+        after_next = month_start(month + 2)
+        points = [start]
+        for c in (
+            lost_from,
+            newcomer_until + 1,
+            one_time_from,
+            one_time_until + 1,
+            next_month,
+            after_next,
+        ):
+            if start < c <= end:
+                points.append(c)
+        if len(points) > 1:
+            points.sort()
+        for t in points:
             if t < next_month:
                 streak_before = streak_prev
             elif t < after_next:
                 streak_before = streak
             else:
                 streak_before = 0
-            status = _evaluate(
-                t,
-                segment_start=start,
-                lost_from=lost_from,
-                newcomer_until=newcomer_until,
-                one_time_from=one_time_from,
-                one_time_until=one_time_until,
-                streak_before=streak_before,
-                th=th,
-            )
-            if status is not None and status != current:
+            if t >= lost_from:
+                status = LOST
+            elif streak_before >= vip_m:
+                status = VIP
+            elif streak_before >= growing_m:
+                status = GROWING
+            elif t <= newcomer_until:
+                status = NEWCOMER
+            elif one_time_from <= t <= one_time_until:
+                status = ONE_TIME
+            elif regular and t == start:
+                status = REGULAR  # a purchase day after the newcomer period
+            else:
+                continue  # no rule holds: the status stays
+            if status != current:
                 changes.append((t, current, status))
                 current = status
     return changes

@@ -16,6 +16,7 @@ from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -163,7 +164,7 @@ def _figure(name: str, description=None, value: Callable | None = None):
 def _days_since_last_purchase(figures: CustomerFigures) -> int | None:
     if figures.last_purchase is None:
         return None
-    return (figures.as_of - figures.last_purchase).days
+    return ((stored_as_of() or timezone.localdate()) - figures.last_purchase).days
 
 
 def _money_or_none(name: str) -> Callable:
@@ -177,7 +178,9 @@ def _money_or_none(name: str) -> Callable:
 FIGURE_FIELDS = {
     "figures_status": _figure("status", value=lambda f: f.get_status_display() or None),
     "figures_status_since": _figure("status_since"),
-    "figures_as_of": _figure("as_of", _("figures as of")),
+    "figures_as_of": _figure(
+        "status", _("figures as of"), lambda f: stored_as_of() or timezone.localdate()
+    ),
     "figures_purchase_count": _figure("purchase_count"),
     "figures_lifetime_total": _figure("lifetime_total", value=_money_or_none("lifetime_total")),
     "figures_average_check": _figure("average_check", value=_money_or_none("average_check")),

@@ -109,6 +109,7 @@ class StatusRun(models.Model):
     # Breakpoints of the R/F/M scores from a nightly or full run: incremental runs score touched
     # customers against them instead of re-ranking the whole base.
     rfm_breakpoints = models.JSONField(_("RFM breakpoints"), default=dict, blank=True)
+    timings = models.JSONField(_("seconds per phase"), default=dict, blank=True)
     error = models.TextField(_("error"), blank=True)
 
     class Meta:
@@ -121,9 +122,13 @@ class StatusRun(models.Model):
 
 
 class CustomerFigures(models.Model):
-    """A customer's figures, status and scores as of `as_of`: read by lists, filters and reports
-    without aggregating purchases again. A row exists for every customer with a completed
-    purchase up to that date."""
+    """A customer's figures, status and scores: read by lists, filters and reports without
+    aggregating purchases again. A row exists for every customer with a completed purchase up to
+    the date of the last whole-base run (`loyalty.selectors.figures_as_of`), which all rows hold
+    for: a row is only written when something in it changed, so most nights touch few rows.
+
+    No indexes beyond the key: rows are rewritten nightly (kept HOT, see the migration's
+    fillfactor) and five-valued columns are no use to an index anyway."""
 
     customer = models.OneToOneField(
         Customer,
@@ -132,9 +137,8 @@ class CustomerFigures(models.Model):
         related_name="figures",
         verbose_name=_("customer"),
     )
-    as_of = models.DateField(_("as of"))
     status = models.CharField(
-        _("status"), max_length=10, choices=CustomerStatus.choices, blank=True, db_index=True
+        _("status"), max_length=10, choices=CustomerStatus.choices, blank=True
     )
     status_since = models.DateField(_("status since"), null=True, blank=True)
     purchase_count = models.PositiveIntegerField(_("purchases"), default=0)
@@ -156,9 +160,9 @@ class CustomerFigures(models.Model):
     )
     purchases_12m = models.PositiveIntegerField(_("purchases in 12 months"), default=0)
     total_12m = models.DecimalField(_("total in 12 months"), max_digits=14, decimal_places=2)
-    r_score = models.PositiveSmallIntegerField(_("R"), null=True, blank=True, db_index=True)
-    f_score = models.PositiveSmallIntegerField(_("F"), null=True, blank=True, db_index=True)
-    m_score = models.PositiveSmallIntegerField(_("M"), null=True, blank=True, db_index=True)
+    r_score = models.PositiveSmallIntegerField(_("R"), null=True, blank=True)
+    f_score = models.PositiveSmallIntegerField(_("F"), null=True, blank=True)
+    m_score = models.PositiveSmallIntegerField(_("M"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer figures")

@@ -18,7 +18,6 @@ RECOMPUTE_LOCK_KEY = 0x57A7_0001
 ODD_CUSTOMERS = "odd"
 
 FIGURE_COLUMNS = (
-    "as_of",
     "status",
     "status_since",
     "purchase_count",

@@ -58,7 +58,6 @@ def give_figures(status: str, r=None, f=None, m=None, total="100.00") -> Custome
     customer = CustomerFactory()
     CustomerFigures.objects.create(
         customer=customer,
-        as_of=AS_OF,
         status=status,
         status_since=dt.date(2026, 4, 1),
         purchase_count=1,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from customers.models import Purchase
 from customers.tests.factories import CustomerFactory, PurchaseFactory, StoreFactory
 from loyalty.models import CustomerFigures, StatusChange, StatusRun
+from loyalty.recompute.common import stored_as_of
 from loyalty.services import customer_statuses_refresh, statuses_recompute
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,6 @@ def _figures():
         row["customer_id"]: row
         for row in CustomerFigures.objects.values(
             "customer_id",
-            "as_of",
             "status",
             "status_since",
             "purchase_count",
@@ -160,7 +160,7 @@ def test_figures_and_scores_match_plain_aggregates():
     for cid, want in expected.items():
         got = {key: stored[cid][key] for key in want}
         assert got == want, cid
-        assert stored[cid]["as_of"] == as_of
+    assert stored_as_of() == as_of
 
 
 def test_a_second_run_for_the_same_date_writes_nothing():
@@ -302,7 +302,7 @@ def test_a_run_for_an_earlier_date_replays_up_to_it():
     assert run.kind == StatusRun.Kind.FULL
     figures = CustomerFigures.objects.get(customer=person)
     # 10 February is still within a month of the first purchase: a newcomer's
-    assert (figures.status, figures.purchase_count, figures.as_of) == (
+    assert (figures.status, figures.purchase_count, stored_as_of()) == (
         "newcomer",
         2,
         dt.date(2025, 2, 20),
@@ -357,3 +357,12 @@ def test_stepping_night_by_night_gives_the_history_a_replay_gives():
     assert stepped == _replay_from_scratch(day)
     # The nights exercised the rules: changes to most statuses happened within them.
     assert len({c[3] for c in stepped[0] if c[1] > first_night}) >= 5
+
+
+def test_a_whole_base_run_saves_one_breakpoint_per_score():
+    rng = random.Random(5)
+    _random_base(rng, 50, dt.date(2024, 6, 1), 600)
+    run = statuses_recompute(as_of=dt.date(2026, 1, 15), full=True)
+    for name in ("r", "f", "m"):
+        scores = [score for _value, score in run.rfm_breakpoints[name]]
+        assert scores == sorted(set(scores)) and scores[-1] == 5, name
