@@ -44,6 +44,7 @@ from .pos_xml import (
     scan_pos_file,
 )
 from .services import products_ensure_from_lines
+from .signals import purchases_changed
 
 logger = logging.getLogger(__name__)
 
@@ -612,6 +613,11 @@ class _FileImporter:
             self._update_purchases(changed, now)
         self.counts["created"] += len(new)
         self.counts["updated"] += len(changed)
+        # Figures and statuses follow from purchases: the loyalty app recomputes these
+        # customers once the batch commits.
+        purchases_changed.send(
+            sender=_FileImporter, customer_ids={c for c in customer_ids if c is not None}
+        )
 
     def _save_counts(self) -> None:
         run = self.run

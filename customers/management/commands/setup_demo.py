@@ -6,7 +6,7 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management import call_command
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -42,6 +42,10 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already loaded: nothing to add.")
         else:
             call_command("seed_demo", customers=customers, stdout=self.stdout)
+        if "recompute_statuses" in get_commands():
+            # Statuses and figures for today (the loyalty app's command: a demo without them
+            # would show every customer without a status until the first nightly run).
+            call_command("recompute_statuses", stdout=self.stdout)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"PharmaCRM demo: {url}"))
         for login, password, group, _superuser in DEMO_ACCOUNTS:
