@@ -12,6 +12,7 @@ Baseline, in the same run: a plain ``GROUP BY customer`` (count, sum, min, max) 
 completed purchases, materialised into a temporary table as the nightly aggregate is, best of two
 (before and after the nightly run).
 
+The full replay starts from empty loyalty tables (a first install: every history row written).
 The benchmark leaves the loyalty tables holding today's figures (the other benchmarks don't read
 them); the purchases and customers are untouched.
 """
@@ -53,9 +54,11 @@ def _groupby_seconds(day: dt.date) -> float:
 
 
 def run(ctx: Context) -> list[Result]:
+    from django.db import connection
     from django.utils import timezone
 
     from customers.models import Customer
+    from loyalty.models import CustomerFigures, StatusChange, StatusRun
     from loyalty.services import customer_statuses_refresh, statuses_recompute
 
     info = ctx.ensure_dataset()
@@ -68,7 +71,12 @@ def run(ctx: Context) -> list[Result]:
     size = f"{customers:,} customers, {purchases:,} purchases (seed_demo)"
     applies = ctx.scale == TARGET_SCALE and not ctx.in_ci
 
-    print("   Full replay up to yesterday...")
+    print("   Full replay up to yesterday, as on a first install (loyalty tables emptied)...")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"TRUNCATE {StatusChange._meta.db_table}, {CustomerFigures._meta.db_table}, "
+            f"{StatusRun._meta.db_table}"
+        )
     started = time.perf_counter()
     full = statuses_recompute(as_of=yesterday, full=True)
     full_seconds = time.perf_counter() - started
@@ -108,7 +116,7 @@ def run(ctx: Context) -> list[Result]:
             target="< 30 s",
             passed=nightly_seconds < 30 if applies else None,
             notes=[
-                f"Phases: {phases}; {nightly.figures_written:,} figure rows and "
+                f"Nightly phases: {phases}; {nightly.figures_written:,} figure rows and "
                 f"{nightly.changes_written:,} status changes written.",
                 f"GROUP BY baseline runs: {', '.join(f'{b:.2f} s' for b in baseline)} "
                 "(the best is the baseline).",
@@ -131,7 +139,7 @@ def run(ctx: Context) -> list[Result]:
             data_size=size,
             target="0",
             passed=(again.figures_written + again.changes_written == 0) if not ctx.in_ci else None,
-            notes=[f"It took {again_seconds:.1f} s."],
+            notes=[f"The second nightly run took {again_seconds:.1f} s."],
         ),
         Result(
             name="full replay from the first purchase, written back",
@@ -143,7 +151,8 @@ def run(ctx: Context) -> list[Result]:
             target="< 300 s",
             passed=full_seconds < 300 if applies else None,
             notes=[
-                "Phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in full.timings.items()),
+                "Full replay phases: "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in full.timings.items()),
                 f"{full.changes_written:,} status changes written, "
                 f"{full.changes_superseded:,} superseded, {full.figures_written:,} figure rows.",
             ],
@@ -155,6 +164,9 @@ def run(ctx: Context) -> list[Result]:
             data_size=size,
             target="< 150 µs",
             passed=per_customer_us < 150 if applies else None,
-            notes=[f"{touched_seconds:.2f} s for {len(touched):,} customers."],
+            notes=[
+                f"Touched customers: {touched_seconds:.2f} s for {len(touched):,} customers "
+                "(their purchases, history and figures read, replayed, written back)."
+            ],
         ),
     ]

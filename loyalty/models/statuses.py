@@ -212,12 +212,9 @@ class StatusChange(models.Model):
         verbose_name_plural = _("status changes")
         ordering = ["-effective_date", "-id"]
         indexes = [
-            # The history in effect, per customer, in date order.
-            models.Index(
-                fields=["customer", "effective_date"],
-                condition=models.Q(superseded_at__isnull=True),
-                name="status_change_in_effect_idx",
-            ),
+            # A customer's history in date order; also what deleting or merging a customer
+            # needs to find its rows (a partial index would leave them to a full scan).
+            models.Index(fields=["customer", "effective_date"], name="status_change_customer_idx"),
         ]
 
     def __str__(self) -> str:
