@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -25,7 +25,7 @@ from customers.admin.customer import CustomerAdmin
 from customers.models import Customer
 
 from ..models import CustomerFigures, CustomerStatus, StatusChange
-from ..recompute.common import stored_as_of
+from ..selectors import figures_as_of, status_counts
 
 NONE = "none"
 SCORES = ("r_score", "f_score", "m_score")
@@ -114,12 +114,7 @@ def status_distribution(
 ) -> list[StatusCount]:
     """Customers per status (one GROUP BY on the figures table), then those with none; each row
     links to the list filtered by that status."""
-    counts = dict(
-        CustomerFigures.objects.order_by()
-        .values("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
-    )
+    counts = status_counts()
     rows = []
     for value, label in [*CustomerStatus.choices, (NONE, _("No status"))]:
         if value == NONE:
@@ -164,7 +159,7 @@ def _figure(name: str, description=None, value: Callable | None = None):
 def _days_since_last_purchase(figures: CustomerFigures) -> int | None:
     if figures.last_purchase is None:
         return None
-    return ((stored_as_of() or timezone.localdate()) - figures.last_purchase).days
+    return ((figures_as_of() or timezone.localdate()) - figures.last_purchase).days
 
 
 def _money_or_none(name: str) -> Callable:
@@ -179,7 +174,7 @@ FIGURE_FIELDS = {
     "figures_status": _figure("status", value=lambda f: f.get_status_display() or None),
     "figures_status_since": _figure("status_since"),
     "figures_as_of": _figure(
-        "status", _("figures as of"), lambda f: stored_as_of() or timezone.localdate()
+        "status", _("figures as of"), lambda f: figures_as_of() or timezone.localdate()
     ),
     "figures_purchase_count": _figure("purchase_count"),
     "figures_lifetime_total": _figure("lifetime_total", value=_money_or_none("lifetime_total")),
@@ -297,7 +292,7 @@ class CustomerWithStatusAdmin(FiguresFieldsMixin, CustomerAdmin):
             changelist_url=reverse("admin:customers_customer_changelist"),
             current=request.GET.get(StatusFilter.parameter_name),
         )
-        context["figures_as_of"] = stored_as_of()
+        context["figures_as_of"] = figures_as_of()
         return response
 
 

@@ -11,7 +11,7 @@ from customers.admin.purchases import ReadOnlyAdminMixin
 
 from .. import services, status_rules
 from ..models import StatusRun, StatusSettings
-from ..recompute.common import stored_as_of
+from ..selectors import figures_as_of
 
 THRESHOLD_FIELDS = (
     "lost_months",
@@ -81,7 +81,7 @@ class StatusSettingsAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("statuses computed as of"))
     def figures_as_of(self, obj: StatusSettings):
-        return stored_as_of() or self.get_empty_value_display()
+        return figures_as_of() or self.get_empty_value_display()
 
     def has_add_permission(self, request):
         # Never added by hand: opening the list creates the row with the defaults. (Asking the
