@@ -11,10 +11,19 @@ from contextlib import contextmanager
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from . import status_rules
 from .models import StatusRun, StatusSettings
 from .recompute import generic
-from .recompute.common import RECOMPUTE_LOCK_KEY, is_postgresql, last_breakpoints, thresholds, today
+from .recompute.common import (
+    RECOMPUTE_LOCK_KEY,
+    is_postgresql,
+    last_breakpoints,
+    last_whole_base_run,
+    thresholds,
+    today,
+)
 from .status_rules import Thresholds
 
 logger = logging.getLogger(__name__)
@@ -54,15 +63,7 @@ def _plan(as_of: dt.date, th: Thresholds, full: bool) -> list[dt.date] | None:
     """The days a nightly run steps through, or None when a full replay is needed."""
     if full:
         return None
-    previous = (
-        StatusRun.objects.filter(
-            kind__in=[StatusRun.Kind.NIGHTLY, StatusRun.Kind.FULL],
-            finished_at__isnull=False,
-            error="",
-        )
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+    previous = last_whole_base_run()
     if previous is None or previous.thresholds != dataclasses.asdict(th):
         return None
     gap = (as_of - previous.as_of).days
@@ -189,6 +190,27 @@ def customer_statuses_refresh(*, customer_ids: Iterable[int]) -> StatusRun | Non
     return run
 
 
+def threshold_problem_message(reason: str) -> str:
+    """What marketers read for one of status_rules' reasons (plain English: that module has no
+    Django in it); a reason missing here is shown as it is."""
+    messages_by_reason = {
+        "must be at least 1 month": gettext("Must be at least 1 month."),
+        f"must be at most {status_rules.MAX_MONTHS} months": gettext(
+            "Must be at most %(months)s months."
+        )
+        % {"months": status_rules.MAX_MONTHS},
+        "must be below the one-time status's lower bound": gettext(
+            "Must be below the one-time status's lower bound (last purchase at least … months ago)."
+        ),
+        "must be below the one-time upper bound": gettext(
+            "Must be below the one-time status's upper bound (first purchase at most … months ago)."
+        ),
+        "must be below the lost threshold": gettext("Must be below the “lost after” threshold."),
+        "must be below the VIP threshold": gettext("Must be below the VIP threshold."),
+    }
+    return messages_by_reason.get(reason, reason)
+
+
 def status_settings_get() -> StatusSettings:
     settings, _ = StatusSettings.objects.get_or_create(pk=1)
     return settings
@@ -201,7 +223,9 @@ def status_settings_update(*, settings: StatusSettings, **changes) -> StatusSett
         setattr(settings, name, value)
     problems = settings.thresholds().problems()
     if problems:
-        raise ValidationError(dict(problems))
+        raise ValidationError(
+            {name: threshold_problem_message(reason) for name, reason in problems}
+        )
     with transaction.atomic():
         settings.save()
         transaction.on_commit(queue_full_recompute)

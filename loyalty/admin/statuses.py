@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from customers.admin.purchases import ReadOnlyAdminMixin
@@ -24,27 +23,6 @@ THRESHOLD_FIELDS = (
 )
 
 
-def problem_message(reason: str) -> str:
-    """What marketers read for one of status_rules' reasons (plain English: that module has no
-    Django in it); a reason missing here is shown as it is."""
-    messages_by_reason = {
-        "must be at least 1 month": gettext("Must be at least 1 month."),
-        f"must be at most {status_rules.MAX_MONTHS} months": gettext(
-            "Must be at most %(months)s months."
-        )
-        % {"months": status_rules.MAX_MONTHS},
-        "must be below the one-time status's lower bound": gettext(
-            "Must be below the one-time status's lower bound (last purchase at least … months ago)."
-        ),
-        "must be below the one-time upper bound": gettext(
-            "Must be below the one-time status's upper bound (first purchase at most … months ago)."
-        ),
-        "must be below the lost threshold": gettext("Must be below the “lost after” threshold."),
-        "must be below the VIP threshold": gettext("Must be below the VIP threshold."),
-    }
-    return messages_by_reason.get(reason, reason)
-
-
 class StatusSettingsForm(forms.ModelForm):
     class Meta:
         model = StatusSettings
@@ -60,7 +38,7 @@ class StatusSettingsForm(forms.ModelForm):
             **{name: cleaned_data[name] for name in THRESHOLD_FIELDS}
         )
         for name, reason in thresholds.problems():
-            self.add_error(name, problem_message(reason))
+            self.add_error(name, services.threshold_problem_message(reason))
         return cleaned_data
 
 

@@ -42,9 +42,10 @@ def thresholds() -> Thresholds:
     return settings.thresholds() if settings else Thresholds()
 
 
-def stored_as_of() -> dt.date | None:
-    """The date the stored statuses hold for: the last finished nightly or full run's."""
-    run = (
+def last_whole_base_run() -> StatusRun | None:
+    """The last nightly or full run that finished without error: the stored statuses hold for
+    its date and were computed with its thresholds."""
+    return (
         StatusRun.objects.filter(
             kind__in=[StatusRun.Kind.NIGHTLY, StatusRun.Kind.FULL],
             finished_at__isnull=False,
@@ -53,6 +54,11 @@ def stored_as_of() -> dt.date | None:
         .order_by("-finished_at", "-id")
         .first()
     )
+
+
+def stored_as_of() -> dt.date | None:
+    """The date the stored statuses hold for: the last finished nightly or full run's."""
+    run = last_whole_base_run()
     return run.as_of if run else None
 
 

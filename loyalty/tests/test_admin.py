@@ -15,10 +15,11 @@ from django.utils.formats import date_format
 from django.utils.html import escape
 
 from customers.models import Customer
-from customers.tests.factories import CustomerFactory, PurchaseFactory, StoreFactory
+from customers.tests.factories import CustomerFactory, StoreFactory
 from customers.timeline import TimelineEvent, customer_timeline
 from loyalty.models import CustomerFigures, StatusChange, StatusRun, StatusSettings
 from loyalty.services import status_settings_get, status_settings_update, statuses_recompute
+from loyalty.tests.factories import buy
 from loyalty.timeline_events import status_change_events
 
 pytestmark = pytest.mark.django_db
@@ -42,16 +43,6 @@ def customer_list() -> str:
 
 def customer_page(customer: Customer) -> str:
     return reverse("admin:customers_customer_change", args=[customer.pk])
-
-
-def buy(customer, store, day: dt.date, total: str):
-    return PurchaseFactory(
-        customer=customer,
-        store=store,
-        purchased_at=dt.datetime.combine(day, dt.time(12), tzinfo=MSK),
-        purchase_date=day,
-        total=Decimal(total),
-    )
 
 
 def give_figures(status: str, r=None, f=None, m=None, total="100.00") -> Customer:

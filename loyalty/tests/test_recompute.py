@@ -14,24 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Purchase
-from customers.tests.factories import CustomerFactory, PurchaseFactory, StoreFactory
+from customers.tests.factories import CustomerFactory, StoreFactory
 from loyalty.models import CustomerFigures, StatusChange, StatusRun
-from loyalty.recompute.common import stored_as_of
+from loyalty.recompute.common import FIGURE_COLUMNS, stored_as_of
 from loyalty.services import customer_statuses_refresh, statuses_recompute
+from loyalty.tests.factories import buy
 
 pytestmark = pytest.mark.django_db
-MSK = dt.timezone(dt.timedelta(hours=3))
-
-
-def _buy(customer, store, day: dt.date, total="100.00", status=Purchase.Status.COMPLETED, hour=12):
-    return PurchaseFactory(
-        customer=customer,
-        store=store,
-        purchased_at=dt.datetime.combine(day, dt.time(hour), tzinfo=MSK),
-        purchase_date=day,
-        total=Decimal(total),
-        status=status,
-    )
 
 
 def _history():
@@ -45,23 +34,7 @@ def _history():
 def _figures():
     return {
         row["customer_id"]: row
-        for row in CustomerFigures.objects.values(
-            "customer_id",
-            "status",
-            "status_since",
-            "purchase_count",
-            "lifetime_total",
-            "average_check",
-            "frequency",
-            "first_purchase",
-            "last_purchase",
-            "home_store_id",
-            "purchases_12m",
-            "total_12m",
-            "r_score",
-            "f_score",
-            "m_score",
-        )
+        for row in CustomerFigures.objects.values("customer_id", *FIGURE_COLUMNS)
     }
 
 
@@ -78,7 +51,7 @@ def _random_base(rng: random.Random, customers: int, start: dt.date, days: int):
                 [8, 1, 1],
             )[0]
             total = f"{rng.randrange(1, 500000) / 100:.2f}"
-            _buy(person, rng.choice(stores), day, total, status, hour=rng.randrange(8, 22))
+            buy(person, rng.choice(stores), day, total, status, hour=rng.randrange(8, 22))
             if habit == "monthly":
                 day += dt.timedelta(days=rng.randrange(25, 36))
             elif habit == "month_ends":
@@ -221,7 +194,7 @@ def test_nightly_steps_and_touched_customers_agree_with_a_full_replay(plans, lat
             person = CustomerFactory()
             people.append(person)
             for offset, status in plan:
-                _buy(person, store, start + dt.timedelta(days=offset), status=status)
+                buy(person, store, start + dt.timedelta(days=offset), status=status)
         first_run = start + dt.timedelta(days=300)
         statuses_recompute(as_of=first_run, full=True)
         # Nights go by (sometimes several at once); late purchases arrive in between.
@@ -234,7 +207,7 @@ def test_nightly_steps_and_touched_customers_agree_with_a_full_replay(plans, lat
             if pending:
                 who, back = pending.pop()
                 person = people[who % len(people)]
-                _buy(person, store, day - dt.timedelta(days=back), total="55.55")
+                buy(person, store, day - dt.timedelta(days=back), total="55.55")
                 customer_statuses_refresh(customer_ids=[person.pk])
         stepped = (_history(), _figures())
         replayed = _replay_from_scratch(end)
@@ -254,11 +227,11 @@ def test_nightly_steps_and_touched_customers_agree_with_a_full_replay(plans, lat
 def test_a_late_purchase_rewrites_history_and_marks_what_it_replaces():
     store = StoreFactory()
     person = CustomerFactory()
-    _buy(person, store, dt.date(2025, 1, 10))
+    buy(person, store, dt.date(2025, 1, 10))
     statuses_recompute(as_of=dt.date(2025, 9, 1), full=True)
     assert [c[3] for c in _history()] == ["newcomer", "one_time"]
     # A file arrives late: the customer bought again in March.
-    _buy(person, store, dt.date(2025, 3, 20))
+    buy(person, store, dt.date(2025, 3, 20))
     run = customer_statuses_refresh(customer_ids=[person.pk])
     assert run.kind == StatusRun.Kind.INCREMENTAL
     assert [(c[1], c[3]) for c in _history()] == [
@@ -281,7 +254,7 @@ def test_a_late_purchase_rewrites_history_and_marks_what_it_replaces():
 def test_a_customer_whose_only_purchase_is_cancelled_loses_figures_and_status():
     store = StoreFactory()
     person = CustomerFactory()
-    purchase = _buy(person, store, dt.date(2025, 5, 5))
+    purchase = buy(person, store, dt.date(2025, 5, 5))
     statuses_recompute(as_of=dt.date(2025, 6, 1), full=True)
     assert CustomerFigures.objects.filter(customer=person).exists()
     Purchase.objects.filter(pk=purchase.pk).update(status=Purchase.Status.CANCELLED)
@@ -295,7 +268,7 @@ def test_a_run_for_an_earlier_date_replays_up_to_it():
     store = StoreFactory()
     person = CustomerFactory()
     for day in (dt.date(2025, 1, 10), dt.date(2025, 2, 10), dt.date(2025, 3, 10)):
-        _buy(person, store, day)
+        buy(person, store, day)
     statuses_recompute(as_of=dt.date(2025, 6, 1), full=True)
     assert CustomerFigures.objects.get(customer=person).status == "growing"
     run = statuses_recompute(as_of=dt.date(2025, 2, 20))

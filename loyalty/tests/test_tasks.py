@@ -12,25 +12,15 @@ from django.db import connection, connections
 from customers.merge import customer_merge
 from customers.models import Purchase
 from customers.pos_import import pos_file_import
-from customers.tests.factories import CustomerFactory, PurchaseFactory, StoreFactory
+from customers.tests.factories import CustomerFactory, StoreFactory
 from customers.tests.pos_xml_builders import write_pos_file
 from loyalty.models import CustomerFigures, StatusChange, StatusRun
 from loyalty.recompute.common import RECOMPUTE_LOCK_KEY
 from loyalty.services import statuses_recompute
 from loyalty.tasks import statuses_recompute_nightly
+from loyalty.tests.factories import buy
 
 pytestmark = pytest.mark.django_db
-MSK = dt.timezone(dt.timedelta(hours=3))
-
-
-def _buy(customer, store, day, total="100.00"):
-    return PurchaseFactory(
-        customer=customer,
-        store=store,
-        purchased_at=dt.datetime.combine(day, dt.time(12), tzinfo=MSK),
-        purchase_date=day,
-        total=Decimal(total),
-    )
 
 
 def test_a_pos_import_recomputes_the_customers_it_touched(
@@ -72,8 +62,8 @@ def test_a_merge_moves_the_status_history_and_recomputes_the_survivor(
 ):
     store = StoreFactory()
     a, b = CustomerFactory(), CustomerFactory()
-    _buy(a, store, dt.date(2026, 1, 10))
-    _buy(b, store, dt.date(2026, 6, 10))
+    buy(a, store, dt.date(2026, 1, 10))
+    buy(b, store, dt.date(2026, 6, 10))
     statuses_recompute(as_of=dt.date(2026, 11, 1), full=True)
     assert StatusChange.objects.filter(customer=b, superseded_at__isnull=True).exists()
 
@@ -110,7 +100,7 @@ def test_a_merge_moves_the_status_history_and_recomputes_the_survivor(
 
 def test_the_command_recomputes_for_a_date_and_prints_the_distribution():
     store = StoreFactory()
-    _buy(CustomerFactory(), store, dt.date(2026, 3, 1))
+    buy(CustomerFactory(), store, dt.date(2026, 3, 1))
     out = StringIO()
     call_command("recompute_statuses", "--as-of", "2026-03-15", "--full", stdout=out)
     text = out.getvalue()
@@ -149,7 +139,7 @@ def test_a_second_whole_base_run_stops_while_one_is_running():
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 def test_the_nightly_task_runs_on_a_real_worker_from_its_own_queue(celery_worker):
     store = StoreFactory()
-    _buy(CustomerFactory(), store, dt.date(2026, 4, 1))
+    buy(CustomerFactory(), store, dt.date(2026, 4, 1))
     # The test worker consumes the default queue; production routes this task to `statuses`.
     statuses_recompute_nightly.apply_async(args=["2026-04-02"], queue="default")
     run = None
@@ -169,8 +159,8 @@ def test_the_nightly_task_runs_on_a_real_worker_from_its_own_queue(celery_worker
 def test_a_cancelled_purchase_is_not_counted():
     store = StoreFactory()
     customer = CustomerFactory()
-    _buy(customer, store, dt.date(2026, 2, 1), "50.00")
-    cancelled = _buy(customer, store, dt.date(2026, 2, 5), "70.00")
+    buy(customer, store, dt.date(2026, 2, 1), "50.00")
+    cancelled = buy(customer, store, dt.date(2026, 2, 5), "70.00")
     Purchase.objects.filter(pk=cancelled.pk).update(status=Purchase.Status.CANCELLED)
     statuses_recompute(as_of=dt.date(2026, 2, 10), full=True)
     figures = CustomerFigures.objects.get(customer=customer)
