@@ -1,0 +1,601 @@
+"""The bonus ledger's services: every change of a balance goes through here.
+
+Each service locks the customer's account row (`open_books`), checks the idempotency key, lets a
+`ledger_book.Book` work out the rows, and writes them with the account in the same transaction
+(`write_books`). The checkout redemption on PostgreSQL is the hot path: one CTE inserts the keyed
+movement and takes the amount from the balance only if it covers it (the CHECK on the balance
+backs it), then one statement consumes the lots soonest-expiring first.
+
+Everything that changes a customer's lots locks the account row first, in customer-id order for
+many accounts, so a statement that reads lots after taking the lock sees every earlier change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .bonus_rules import BonusPolicy, parse_amount
+from .ledger_book import Book, Debt, InsufficientBonus, Lot, NewMovement
+from .models import BonusAccount, BonusConsumption, BonusMovement, MovementKind
+
+__all__ = [
+    "InsufficientBonus",
+    "Posted",
+    "bonus_adjust",
+    "bonus_grant",
+    "bonus_redeem",
+    "open_books",
+    "write_books",
+]
+
+ZERO = Decimal("0.00")
+MOVEMENTS = BonusMovement._meta.db_table
+CONSUMPTIONS = BonusConsumption._meta.db_table
+ACCOUNTS = BonusAccount._meta.db_table
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What a ledger service did: the movement (new or replayed) and the account after it."""
+
+    movement_id: int
+    kind: str
+    amount: Decimal
+    replayed: bool
+    balance: Decimal
+    pending: Decimal
+    debt: Decimal
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# -- loading and writing books ------------------------------------------------------------------
+
+
+def open_books(customer_ids: Iterable[int], *, with_lots: Iterable[int] = ()) -> dict[int, Book]:
+    """Locks (creating if missing) the accounts of `customer_ids`, in id order, and returns
+    their books. Lots are read for `with_lots` now and lazily for the others. Call inside a
+    transaction."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if _postgres():
+            cursor.execute(
+                f"INSERT INTO {ACCOUNTS} (customer_id, balance, pending, debt, updated_at) "
+                "SELECT c, 0, 0, 0, %s FROM unnest(%s::bigint[]) AS c ON CONFLICT DO NOTHING",
+                [now, ids],
+            )
+            cursor.execute(
+                f"SELECT customer_id, balance, pending, debt FROM {ACCOUNTS} "
+                "WHERE customer_id = ANY(%s) ORDER BY customer_id FOR UPDATE",
+                [ids],
+            )
+            rows = cursor.fetchall()
+        else:
+            BonusAccount.objects.bulk_create(
+                [BonusAccount(customer_id=c, updated_at=now) for c in ids],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
+            rows = []
+            for chunk in _chunks(ids, 5000):
+                rows += BonusAccount.objects.filter(customer_id__in=chunk).values_list(
+                    "customer_id", "balance", "pending", "debt"
+                )
+    books = {
+        c: Book(customer_id=c, balance=b, pending=p, debt=d, loader=_load_one)
+        for c, b, p, d in rows
+    }
+    load = [books[c] for c in set(with_lots) if c in books]
+    if load:
+        load_lots(load)
+    return books
+
+
+def _load_one(book: Book) -> None:
+    load_lots([book])
+
+
+def load_lots(books: list[Book]) -> None:
+    """Reads the open lots and debts of `books` (one query each for all of them)."""
+    by_id = {b.customer_id: b for b in books}
+    for book in books:
+        book.lots, book.debts = [], []
+    ids = list(by_id)
+    for chunk in _chunks(ids, 20000):
+        rows = (
+            BonusMovement.objects.filter(customer_id__in=chunk, remaining__gt=0)
+            .values_list(
+                "customer_id",
+                "id",
+                "remaining",
+                "expires_at",
+                "is_pending",
+                "purchase_id",
+                "available_at",
+            )
+            .order_by()
+        )
+        for customer_id, pk, remaining, expires_at, pending, purchase_id, available_at in rows:
+            by_id[customer_id].lots.append(
+                Lot(pk, remaining, expires_at, pending, purchase_id, pk, available_at=available_at)
+            )
+    indebted = [b.customer_id for b in books if b.debt > 0]
+    for chunk in _chunks(indebted, 20000):
+        for customer_id, pk, uncovered in (
+            BonusMovement.objects.filter(customer_id__in=chunk, uncovered__gt=0)
+            .values_list("customer_id", "id", "uncovered")
+            .order_by()
+        ):
+            by_id[customer_id].debts.append(Debt(pk, uncovered, order=pk))
+
+
+def write_books(books: Iterable[Book]) -> None:
+    """Writes what the books produced: new movements, consumptions, touched lots and debts, and
+    the accounts' figures. The accounts must have been locked by `open_books`."""
+    books = [b for b in books if b.new or b.consumptions or b.dirty]
+    if not books:
+        return
+    now = timezone.now()
+    movements = [m for b in books for m in b.new]
+    lots = [lot for b in books for lot in b.lots or () if lot.changed and lot.id is not None]
+    debts = [d for b in books for d in b.debts or () if d.changed and d.id is not None]
+    if _postgres():
+        _write_postgres(books, movements, lots, debts, now)
+    else:
+        _write_generic(books, movements, lots, debts, now)
+    for book in books:  # written: a book can go on working
+        book.new = []
+        book.consumptions = []
+        book.dirty = False
+        for lot in book.lots or ():
+            lot.changed = False
+            if lot.movement is not None:
+                lot.id, lot.movement = lot.movement.id, None
+        for debt in book.debts or ():
+            debt.changed = False
+            if debt.movement is not None:
+                debt.id, debt.movement = debt.movement.id, None
+
+
+def _ref(ref) -> int:
+    return ref.id if isinstance(ref, NewMovement) else ref
+
+
+MOVEMENT_COLUMNS = (
+    "id",
+    "customer_id",
+    "kind",
+    "amount",
+    "idempotency_key",
+    "purchase_id",
+    "campaign_ref",
+    "created_at",
+    "created_by_id",
+    "channel",
+    "reason",
+    "available_at",
+    "expires_at",
+    "is_pending",
+    "remaining",
+    "uncovered",
+    "accrual_percent",
+    "status",
+)
+
+
+def _write_postgres(books, movements, lots, debts, now) -> None:
+    from psycopg2.extras import execute_values
+
+    with connection.cursor() as cursor:
+        if movements:
+            _copy_movements(cursor, movements)
+        consumptions = [
+            (_ref(d), _ref(c), amount, now) for b in books for d, c, amount in b.consumptions
+        ]
+        if consumptions:
+            out = io.StringIO()
+            for row in consumptions:
+                out.write("\t".join(_copy_value(v) for v in row))
+                out.write("\n")
+            out.seek(0)
+            cursor.copy_expert(
+                f"COPY {CONSUMPTIONS} (debit_id, credit_id, amount, created_at) FROM STDIN", out
+            )
+        if lots:
+            execute_values(
+                cursor,
+                f"UPDATE {MOVEMENTS} m SET remaining = v.remaining, is_pending = v.pending "
+                "FROM (VALUES %s) AS v (id, remaining, pending) WHERE m.id = v.id",
+                [(lot.id, lot.remaining, lot.pending) for lot in lots],
+                template="(%s::bigint, %s::numeric, %s::boolean)",
+                page_size=5000,
+            )
+        if debts:
+            execute_values(
+                cursor,
+                f"UPDATE {MOVEMENTS} m SET uncovered = v.uncovered "
+                "FROM (VALUES %s) AS v (id, uncovered) WHERE m.id = v.id",
+                [(d.id, d.uncovered) for d in debts],
+                template="(%s::bigint, %s::numeric)",
+                page_size=5000,
+            )
+        execute_values(
+            cursor,
+            f"UPDATE {ACCOUNTS} a SET balance = v.balance, pending = v.pending, debt = v.debt, "
+            "updated_at = v.at FROM (VALUES %s) AS v (id, balance, pending, debt, at) "
+            "WHERE a.customer_id = v.id",
+            [(b.customer_id, b.balance, b.pending, b.debt, now) for b in books],
+            template="(%s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz)",
+            page_size=5000,
+        )
+
+
+def _copy_movements(cursor, movements: list[NewMovement]) -> None:
+    """Ids reserved from the sequence in one round trip, rows sent with COPY (the consumptions
+    name the new movements by id without reading anything back)."""
+    cursor.execute(
+        f"SELECT nextval(pg_get_serial_sequence('{MOVEMENTS}', 'id')) FROM generate_series(1, %s)",
+        [len(movements)],
+    )
+    for movement, (pk,) in zip(movements, cursor.fetchall(), strict=True):
+        movement.id = pk
+    out = io.StringIO()
+    for m in movements:
+        values = (
+            m.id,
+            m.customer_id,
+            m.kind,
+            m.amount,
+            m.key,
+            m.purchase_id,
+            m.campaign_ref,
+            m.created_at,
+            m.created_by_id,
+            m.channel,
+            m.reason,
+            m.available_at,
+            m.expires_at,
+            m.is_pending,
+            m.remaining,
+            m.uncovered,
+            m.accrual_percent,
+            m.status,
+        )
+        out.write("\t".join(map(_copy_value, values)))
+        out.write("\n")
+    out.seek(0)
+    cursor.copy_expert(f"COPY {MOVEMENTS} ({', '.join(MOVEMENT_COLUMNS)}) FROM STDIN", out)
+
+
+def _write_generic(books, movements, lots, debts, now) -> None:
+    objects = BonusMovement.objects.bulk_create(  # ids come back (PostgreSQL, SQLite >= 3.35)
+        [
+            BonusMovement(
+                customer_id=m.customer_id,
+                kind=m.kind,
+                amount=m.amount,
+                idempotency_key=m.key,
+                purchase_id=m.purchase_id,
+                campaign_ref=m.campaign_ref,
+                created_at=m.created_at,
+                created_by_id=m.created_by_id,
+                channel=m.channel,
+                reason=m.reason,
+                available_at=m.available_at,
+                expires_at=m.expires_at,
+                is_pending=m.is_pending,
+                remaining=m.remaining,
+                uncovered=m.uncovered,
+                accrual_percent=m.accrual_percent,
+                status=m.status,
+            )
+            for m in movements
+        ],
+        batch_size=500,
+    )
+    for movement, obj in zip(movements, objects, strict=True):
+        movement.id = obj.pk
+    BonusConsumption.objects.bulk_create(
+        [
+            BonusConsumption(debit_id=_ref(d), credit_id=_ref(c), amount=amount, created_at=now)
+            for b in books
+            for d, c, amount in b.consumptions
+        ],
+        batch_size=500,
+    )
+    for lot in lots:
+        BonusMovement.objects.filter(pk=lot.id).update(
+            remaining=lot.remaining, is_pending=lot.pending
+        )
+    for debt in debts:
+        BonusMovement.objects.filter(pk=debt.id).update(uncovered=debt.uncovered)
+    for b in books:
+        BonusAccount.objects.filter(customer_id=b.customer_id).update(
+            balance=b.balance, pending=b.pending, debt=b.debt, updated_at=now
+        )
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return r"\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    text = str(value)
+    if isinstance(value, str):
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- single-account services ----------------------------------------------------------------------
+
+
+def _posted(movement: NewMovement | BonusMovement, book_or_account, replayed: bool) -> Posted:
+    return Posted(
+        movement_id=movement.id,
+        kind=movement.kind,
+        amount=movement.amount,
+        replayed=replayed,
+        balance=book_or_account.balance,
+        pending=book_or_account.pending,
+        debt=book_or_account.debt,
+    )
+
+
+def _replay(key: str, customer_id: int, kind: str, amount: Decimal) -> Posted | None:
+    """The movement a key already posted (a retried delivery), or None. The same key for a
+    different movement is refused."""
+    movement = BonusMovement.objects.filter(idempotency_key=key).first()
+    if movement is None:
+        return None
+    if (movement.customer_id, movement.kind, movement.amount) != (customer_id, kind, amount):
+        raise ValidationError(
+            {"idempotency_key": _("This key was already used for a different movement.")},
+            code="idempotency_key_reused",
+        )
+    account = BonusAccount.objects.get(customer_id=movement.customer_id)
+    return _posted(movement, account, replayed=True)
+
+
+def _key(key: str | None, field: str = "idempotency_key") -> str:
+    if key is None:
+        return uuid.uuid4().hex
+    key = str(key).strip()
+    if not key or len(key) > BonusMovement._meta.get_field("idempotency_key").max_length:
+        raise ValidationError({field: _("Give a key of 1 to 120 characters.")}, code="invalid")
+    return key
+
+
+def bonus_grant(
+    customer_id: int,
+    kind: str,
+    amount,
+    *,
+    key: str | None = None,
+    reason: str = "",
+    user=None,
+    channel: str = "",
+    campaign_ref: str = "",
+    policy: BonusPolicy | None = None,
+    now: dt.datetime | None = None,
+) -> Posted:
+    """A credit that is not an accrual: welcome, birthday, campaign bonus, positive adjustment."""
+    if kind not in {
+        MovementKind.WELCOME,
+        MovementKind.BIRTHDAY,
+        MovementKind.CAMPAIGN,
+        MovementKind.ADJUSTMENT,
+        MovementKind.REDEMPTION_REVERSAL,
+    }:
+        raise ValueError(f"not a grant: {kind}")
+    amount = parse_amount(amount, "amount")
+    key = _key(key)
+    now = now or timezone.now()
+    policy = policy or BonusPolicy.load()
+    with transaction.atomic():
+        book = open_books([customer_id])[customer_id]
+        replay = _replay(key, customer_id, kind, amount)
+        if replay:
+            return replay
+        # Only accruals wait for activation: a grant can be spent at once.
+        available_at, expires_at = policy.lot_dates(now, wait=False)
+        movement = book.credit(
+            kind,
+            amount,
+            key,
+            now,
+            available_at=available_at,
+            expires_at=expires_at,
+            reason=reason,
+            created_by_id=getattr(user, "pk", None),
+            channel=channel,
+            campaign_ref=campaign_ref,
+        )
+        write_books([book])
+        return _posted(movement, book, replayed=False)
+
+
+def bonus_adjust(
+    customer_id: int,
+    amount,
+    *,
+    reason: str,
+    user=None,
+    key: str | None = None,
+    channel: str = "admin",
+    now: dt.datetime | None = None,
+) -> Posted:
+    """A manager's adjustment: a signed amount with a mandatory reason. A negative one takes
+    available bonuses and leaves debt for what they do not cover."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Give the reason for the adjustment.")}, code="required")
+    if isinstance(amount, str) and amount.strip().startswith("-"):
+        sign, amount = -1, amount.strip()[1:]
+    elif isinstance(amount, Decimal | int) and not isinstance(amount, bool) and amount < 0:
+        sign, amount = -1, -amount
+    else:
+        sign = 1
+    amount = parse_amount(amount, "amount")
+    if sign > 0:
+        return bonus_grant(
+            customer_id,
+            MovementKind.ADJUSTMENT,
+            amount,
+            key=key,
+            reason=reason,
+            user=user,
+            channel=channel,
+            now=now,
+        )
+    key = _key(key)
+    now = now or timezone.now()
+    with transaction.atomic():
+        book = open_books([customer_id])[customer_id]
+        replay = _replay(key, customer_id, MovementKind.ADJUSTMENT, -amount)
+        if replay:
+            return replay
+        movement = book.reverse(
+            MovementKind.ADJUSTMENT,
+            amount,
+            key,
+            now,
+            reason=reason,
+            created_by_id=getattr(user, "pk", None),
+            channel=channel,
+        )
+        write_books([book])
+        return _posted(movement, book, replayed=False)
+
+
+REDEEM_SQL = f"""
+WITH ins AS (
+    INSERT INTO {MOVEMENTS} (customer_id, kind, amount, idempotency_key, purchase_id,
+        campaign_ref, created_at, created_by_id, channel, reason, is_pending, uncovered, status)
+    VALUES (%(customer)s, 'redemption', -%(amount)s, %(key)s, %(purchase)s, '', %(now)s,
+        %(user)s, %(channel)s, %(reason)s, false, 0, '')
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), upd AS (
+    UPDATE {ACCOUNTS} a SET balance = a.balance - %(amount)s, updated_at = %(now)s
+    FROM ins WHERE a.customer_id = %(customer)s AND a.balance >= %(amount)s
+    RETURNING a.balance, a.pending, a.debt
+)
+SELECT ins.id, upd.balance, upd.pending, upd.debt,
+    (SELECT balance FROM {ACCOUNTS} WHERE customer_id = %(customer)s)
+FROM ins LEFT JOIN upd ON true
+"""
+
+# Runs after REDEEM_SQL in the same transaction: the account row is locked, so this statement's
+# snapshot holds every earlier change of the customer's lots.
+CONSUME_SQL = f"""
+WITH lots AS (
+    SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires_at, id) AS upto
+    FROM {MOVEMENTS}
+    WHERE customer_id = %(customer)s AND remaining > 0 AND NOT is_pending
+), take AS (
+    SELECT id, LEAST(remaining, %(amount)s - (upto - remaining)) AS amount
+    FROM lots WHERE upto - remaining < %(amount)s
+), upd AS (
+    UPDATE {MOVEMENTS} m SET remaining = m.remaining - take.amount
+    FROM take WHERE m.id = take.id
+    RETURNING take.amount
+), ins AS (
+    INSERT INTO {CONSUMPTIONS} (debit_id, credit_id, amount, created_at)
+    SELECT %(debit)s, id, amount, %(now)s FROM take
+)
+SELECT COALESCE(SUM(amount), 0) FROM upd
+"""
+
+
+def bonus_redeem(
+    customer_id: int,
+    amount,
+    *,
+    key: str,
+    purchase_id: int | None = None,
+    user=None,
+    channel: str = "",
+    reason: str = "",
+    field_name: str = "amount",
+    now: dt.datetime | None = None,
+) -> Posted:
+    """Spends `amount` bonuses at checkout; refused (InsufficientBonus, naming `field_name`)
+    unless the available balance covers it. The same key again returns the first result."""
+    amount = parse_amount(amount, field_name)
+    key = _key(key)
+    now = now or timezone.now()
+    if not _postgres():
+        with transaction.atomic():
+            book = open_books([customer_id])[customer_id]
+            replay = _replay(key, customer_id, MovementKind.REDEMPTION, -amount)
+            if replay:
+                return replay
+            movement = book.redeem(
+                amount,
+                key,
+                now,
+                field_name=field_name,
+                purchase_id=purchase_id,
+                created_by_id=getattr(user, "pk", None),
+                channel=channel,
+                reason=reason,
+            )
+            write_books([book])
+            return _posted(movement, book, replayed=False)
+    params = {
+        "customer": customer_id,
+        "amount": amount,
+        "key": key,
+        "purchase": purchase_id,
+        "now": now,
+        "user": getattr(user, "pk", None),
+        "channel": channel,
+        "reason": reason,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(REDEEM_SQL, params)
+        row = cursor.fetchone()
+        if row is None:  # the key was posted before: a retried request
+            replay = _replay(key, customer_id, MovementKind.REDEMPTION, -amount)
+            if replay is None:  # pragma: no cover - the conflicting row is committed
+                raise RuntimeError(f"key {key} conflicted but is not found")
+            return replay
+        debit, balance, pending, debt, available = row
+        if balance is None:
+            raise InsufficientBonus(field_name, amount, available or ZERO)
+        cursor.execute(CONSUME_SQL, {**params, "debit": debit})
+        (consumed,) = cursor.fetchone()
+        if consumed != amount:
+            raise RuntimeError(
+                f"account {customer_id}: lots short of the balance by {amount - consumed}"
+            )
+        return Posted(debit, MovementKind.REDEMPTION, -amount, False, balance, pending, debt)

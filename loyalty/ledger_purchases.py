@@ -1,0 +1,352 @@
+"""Bonuses of purchases: accrual, redemption and their reversal, for one purchase or a batch.
+
+A purchase's bonuses follow from its current state. Completed: it has spent `bonus_spent` and
+earned the accrual of its eligible amount at the percent of the customer's status on its date
+(counting it and the earlier purchases; kept from the first accrual, so a later recomputation
+of past statuses does not change it). Cancelled or returned: nothing. `PurchaseBonuses` compares
+that with what the ledger already holds for each purchase and posts the difference:
+
+1. more spent than before: a redemption, checked against the available balance (a re-exported
+   purchase only for its difference); refused: the purchase is rejected and nothing of it posted;
+2. less spent: the difference refunded (a new credit);
+3. less earned: the accrual reversed (its own lot first, then available bonuses, then debt);
+4. more earned: an accrual (paying debt off first).
+
+Purchases are applied in datetime order, so a file's later purchase can spend what an earlier
+one earned. The same state delivered again posts nothing (the keys are numbered per purchase
+and kind, under the account lock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Max, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Purchase
+
+from .bonus_rules import BonusPolicy
+from .ledger import load_lots, open_books, write_books
+from .ledger_book import Book, InsufficientBonus, NewMovement
+from .models import BonusMovement, MovementKind
+from .purchase_status import purchase_days, status_with
+from .recompute.common import thresholds
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(slots=True)
+class PurchaseState:
+    """A purchase as it is now (written or about to be)."""
+
+    ref: object  # the caller's handle (the purchase id once known)
+    natural_key: str  # "source:store:external id": unique, known before the row exists
+    customer_id: int | None
+    status: str
+    purchased_at: dt.datetime
+    purchase_date: dt.date
+    purchase_type_id: int | None
+    lines: list[tuple[int, Decimal]]  # (product id, amount)
+    discount: Decimal
+    spent: Decimal
+    purchase_id: int | None = None  # None while the row is not written
+
+
+@dataclass(slots=True)
+class Outcome:
+    accrued: Decimal = ZERO  # posted now (signed)
+    spent: Decimal = ZERO
+    movements: list[NewMovement] = field(default_factory=list)
+    status: str = ""
+    percent: Decimal | None = None
+
+
+def natural_key(source: str, store_id: int | None, external_id: str) -> str:
+    return f"{source}:{store_id or '-'}:{external_id}"
+
+
+class PurchaseBonuses:
+    """Posts the bonuses of a batch of purchases in one go (inside the caller's transaction)."""
+
+    def __init__(
+        self,
+        *,
+        policy: BonusPolicy | None = None,
+        now: dt.datetime | None = None,
+        channel: str = "",
+        user_id: int | None = None,
+        field_name: str = "bonus_spent",
+    ) -> None:
+        self.policy = policy or BonusPolicy.load()
+        self.now = now or timezone.now()
+        self.channel = channel
+        self.user_id = user_id
+        self.field_name = field_name
+        self.books: dict[int, Book] = {}
+        self.outcomes: dict[object, Outcome] = {}
+        self.rejected: dict[object, ValidationError] = {}
+
+    def apply(self, states: list[PurchaseState]) -> None:
+        """Works out every purchase's movements; those refused go to `rejected` (by ref), the
+        rest to `outcomes`. Nothing is written until `write`."""
+        stored_ids = [s.purchase_id for s in states if s.purchase_id is not None]
+        customers = {s.customer_id for s in states if s.customer_id is not None}
+        ledger = self._stored_ledger(stored_ids)
+        while True:
+            # What is posted is read again once the accounts are locked: a concurrent delivery
+            # of the same purchase has committed by then, and its rows are seen.
+            customers.update(c for per in ledger.values() for c in per)
+            self.books.update(open_books(customers - self.books.keys()))
+            ledger = self._stored_ledger(stored_ids)
+            if {c for per in ledger.values() for c in per} <= self.books.keys():
+                break
+        needs_lots = {s.customer_id for s in states if s.spent or s.purchase_id in ledger}
+        needs_lots.update(c for per in ledger.values() for c in per)
+        load_lots([self.books[c] for c in needs_lots if c in self.books])
+        percents = self._percents(states, ledger)
+        for state in sorted(states, key=lambda s: (s.purchased_at, str(s.ref))):
+            if state.customer_id is None:
+                if state.spent:
+                    self.rejected[state.ref] = ValidationError(
+                        {self.field_name: _("Bonuses spent on a purchase without a customer.")},
+                        code="no_customer",
+                    )
+                continue
+            try:
+                self.outcomes[state.ref] = self._apply(
+                    state, ledger.get(state.purchase_id, {}), percents
+                )
+            except InsufficientBonus as error:
+                self.rejected[state.ref] = error
+
+    def write(self) -> None:
+        """Writes the movements; call after the purchases are written and `purchase_id` set on
+        their states (`set_purchase_id`)."""
+        write_books(self.books.values())
+
+    def set_purchase_ids(self, ids: dict[object, int]) -> None:
+        for book in self.books.values():
+            for movement in book.new:
+                if movement.purchase_id is None and movement.purchase_ref is not None:
+                    movement.purchase_id = ids[movement.purchase_ref]
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _stored_ledger(purchase_ids: list[int]) -> dict[int, dict[int, dict[str, tuple]]]:
+        """purchase id -> customer id -> kind -> (sum, count, percent) of what is posted."""
+        ledger: dict[int, dict[int, dict[str, tuple]]] = defaultdict(dict)
+        if not purchase_ids:
+            return ledger
+        rows = (
+            BonusMovement.objects.filter(purchase_id__in=purchase_ids)
+            .values("purchase_id", "customer_id", "kind")
+            .annotate(total=Sum("amount"), count=Count("id"), percent=Max("accrual_percent"))
+            .order_by()
+        )
+        for row in rows:
+            ledger[row["purchase_id"]].setdefault(row["customer_id"], {})[row["kind"]] = (
+                row["total"],
+                row["count"],
+                row["percent"],
+            )
+        return ledger
+
+    def _percents(self, states, ledger) -> dict[object, tuple[str, Decimal]]:
+        """(status, percent) for each completed purchase that needs its first accrual percent."""
+        todo = [
+            s
+            for s in states
+            if s.customer_id is not None
+            and s.status == Purchase.Status.COMPLETED
+            and not _stored_percent(ledger.get(s.purchase_id, {}).get(s.customer_id, {}))
+        ]
+        if not todo:
+            return {}
+        th = thresholds()
+        until = max(s.purchase_date for s in todo)
+        in_batch = {s.purchase_id for s in states if s.purchase_id is not None}
+        days = purchase_days({s.customer_id for s in todo}, until, in_batch)
+        # The batch's own completed purchases count too, each up to its own date.
+        batch_days: dict[int, set[int]] = defaultdict(set)
+        for s in states:
+            if s.customer_id is not None and s.status == Purchase.Status.COMPLETED:
+                batch_days[s.customer_id].add(s.purchase_date.toordinal())
+        result = {}
+        for s in todo:
+            history = days.get(s.customer_id, [])
+            extra = batch_days[s.customer_id]
+            if extra:
+                history = sorted(set(history) | extra)
+            status = status_with(history, s.purchase_date, th)
+            result[s.ref] = (status, self.policy.percent(status, s.purchase_type_id))
+        return result
+
+    def _apply(self, state: PurchaseState, stored: dict[int, dict[str, tuple]], percents):
+        outcome = Outcome()
+        book = self.books[state.customer_id]
+        purchase = state.purchase_id or state.ref
+        details = {
+            "purchase_id": state.purchase_id,
+            "purchase_ref": state.ref,
+            "channel": self.channel,
+            "created_by_id": self.user_id,
+        }
+        counts: dict[tuple[int, str], int] = {}
+
+        def key(customer_id: int, kind: str) -> str:
+            n = counts.get((customer_id, kind))
+            if n is None:
+                n = sum(per.get(kind, (0, 0, None))[1] for per in stored.values())
+            counts[(customer_id, kind)] = n + 1
+            return f"purchase:{state.natural_key}:{kind}:{n + 1}"
+
+        mine = stored.get(state.customer_id, {})
+        earned = _net(mine, MovementKind.ACCRUAL, MovementKind.ACCRUAL_REVERSAL)
+        spent = -_net(mine, MovementKind.REDEMPTION, MovementKind.REDEMPTION_REVERSAL)
+        completed = state.status == Purchase.Status.COMPLETED
+        want_spent = state.spent if completed else ZERO
+        if want_spent > spent:
+            # First, so a refusal leaves the book untouched.
+            movement = book.redeem(
+                want_spent - spent,
+                key(state.customer_id, MovementKind.REDEMPTION),
+                self.now,
+                field_name=self.field_name,
+                **details,
+            )
+            outcome.movements.append(movement)
+        elif want_spent < spent:
+            outcome.movements.append(
+                self._refund(
+                    book,
+                    spent - want_spent,
+                    key(state.customer_id, MovementKind.REDEMPTION_REVERSAL),
+                    details,
+                )
+            )
+        outcome.spent = want_spent - spent
+        # A purchase moved to another customer: everything posted to the old one is undone.
+        for customer_id, per in stored.items():
+            if customer_id == state.customer_id:
+                continue
+            old = self.books[customer_id]
+            earned = _net(per, MovementKind.ACCRUAL, MovementKind.ACCRUAL_REVERSAL)
+            spent = -_net(per, MovementKind.REDEMPTION, MovementKind.REDEMPTION_REVERSAL)
+            if spent > 0:
+                self._refund(
+                    old, spent, key(customer_id, MovementKind.REDEMPTION_REVERSAL), details
+                )
+            if earned > 0:
+                old.reverse(
+                    MovementKind.ACCRUAL_REVERSAL,
+                    earned,
+                    key(customer_id, MovementKind.ACCRUAL_REVERSAL),
+                    self.now,
+                    purchase=purchase,
+                    **details,
+                )
+
+        want_earned = ZERO
+        if completed:
+            percent = _stored_percent(mine)
+            if percent is None:
+                outcome.status, percent = percents[state.ref]
+            outcome.percent = percent
+            eligible = self.policy.eligible_amount(state.lines, state.discount)
+            want_earned = self.policy.accrual(eligible, want_spent, percent)
+        if want_earned < earned:
+            outcome.movements.append(
+                book.reverse(
+                    MovementKind.ACCRUAL_REVERSAL,
+                    earned - want_earned,
+                    key(state.customer_id, MovementKind.ACCRUAL_REVERSAL),
+                    self.now,
+                    purchase=purchase,
+                    **details,
+                )
+            )
+        elif want_earned > earned:
+            available_at, expires_at = self.policy.lot_dates(self.now)
+            outcome.movements.append(
+                book.credit(
+                    MovementKind.ACCRUAL,
+                    want_earned - earned,
+                    key(state.customer_id, MovementKind.ACCRUAL),
+                    self.now,
+                    available_at,
+                    expires_at,
+                    accrual_percent=outcome.percent,
+                    status=outcome.status,
+                    **details,
+                )
+            )
+        outcome.accrued = want_earned - earned
+        return outcome
+
+    def _refund(self, book: Book, amount: Decimal, key: str, details) -> NewMovement:
+        available_at, expires_at = self.policy.lot_dates(self.now, wait=False)
+        return book.credit(
+            MovementKind.REDEMPTION_REVERSAL,
+            amount,
+            key,
+            self.now,
+            available_at,
+            expires_at,
+            **details,
+        )
+
+
+def _net(per: dict[str, tuple], credit_kind: str, debit_kind: str) -> Decimal:
+    return per.get(credit_kind, (ZERO,))[0] + per.get(debit_kind, (ZERO,))[0]
+
+
+def _stored_percent(per: dict[str, tuple]) -> Decimal | None:
+    accrual = per.get(MovementKind.ACCRUAL)
+    return accrual[2] if accrual else None
+
+
+def purchase_state(purchase: Purchase) -> PurchaseState:
+    """The state of a stored purchase (with its lines)."""
+    return PurchaseState(
+        ref=purchase.pk,
+        natural_key=natural_key(purchase.source, purchase.store_id, purchase.external_id),
+        customer_id=purchase.customer_id,
+        status=purchase.status,
+        purchased_at=purchase.purchased_at,
+        purchase_date=purchase.purchase_date,
+        purchase_type_id=purchase.purchase_type_id,
+        lines=list(purchase.lines.values_list("product_id", "amount")),
+        discount=purchase.discount,
+        spent=purchase.bonus_spent,
+        purchase_id=purchase.pk,
+    )
+
+
+def purchase_bonuses_sync(
+    purchase: Purchase, *, channel: str = "", user=None, field_name: str = "bonus_spent"
+) -> Outcome:
+    """Posts what one stored purchase's state calls for (an API order placed, completed,
+    cancelled or returned). Raises InsufficientBonus when its spend is not covered; call inside
+    the transaction that wrote the purchase, so a refusal rolls the purchase back too."""
+    with transaction.atomic():
+        return _sync(purchase, channel, user, field_name)
+
+
+def _sync(purchase: Purchase, channel: str, user, field_name: str) -> Outcome:
+    batch = PurchaseBonuses(
+        channel=channel, user_id=getattr(user, "pk", None), field_name=field_name
+    )
+    state = purchase_state(purchase)
+    batch.apply([state])
+    if state.ref in batch.rejected:
+        raise batch.rejected[state.ref]
+    batch.write()
+    return batch.outcomes.get(state.ref, Outcome())
