@@ -43,6 +43,7 @@ from .pos_xml import (
     iter_pos_purchases,
     scan_pos_file,
 )
+from .purchase_hooks import PurchaseRecord, natural_key, run_purchase_hooks
 from .services import products_ensure_from_lines
 from .signals import purchases_changed
 
@@ -489,6 +490,14 @@ def _prefetched(batches: Iterator[list], depth: int = 1) -> Iterator[list]:
         thread.join(timeout=5)
 
 
+class _Refused(Exception):
+    """Purchases a purchase hook refused: {purchase id in the file: (field, reason)}."""
+
+    def __init__(self, reasons: dict[str, tuple[str, str]]) -> None:
+        super().__init__(reasons)
+        self.reasons = reasons
+
+
 class _FileImporter:
     def __init__(self, *, run: ImportRun, store: Store) -> None:
         self.run = run
@@ -552,7 +561,21 @@ class _FileImporter:
         self.counts["records"] += len(batch)
         with transaction.atomic():
             identity_lock()
-            self._write(good)
+            while True:
+                saved = Counter(self.counts), len(self.issues), dict(self.products)
+                try:
+                    with transaction.atomic():
+                        self._write(good)
+                    break
+                except _Refused as refused:
+                    # Rare (bonuses spent over the balance): the batch is written again
+                    # without the refused purchases, whose customers are not created either.
+                    self.counts, self.products = saved[0], saved[2]
+                    del self.issues[saved[1] :]
+                    for p in good:
+                        if p[0] in refused.reasons:
+                            self.reject(p[0], p[1], *refused.reasons[p[0]])
+                    good = [p for p in good if p[0] not in refused.reasons]
             self.save_issues()
             self._save_counts()
 
@@ -604,13 +627,23 @@ class _FileImporter:
                 new.append((p, customer_id))
             else:
                 changed.append((stored[0], p, customer_id))
+        ids: list[int] = []
         if new:
             if connection.vendor == "postgresql":
-                self._copy_purchases(new, now)
+                ids = self._copy_purchases(new, now)
             else:
-                self._create_purchases(new, now)
+                ids = self._create_purchases(new, now)
         if changed:
             self._update_purchases(changed, now)
+        records = [
+            self._record(pk, p, customer_id) for pk, (p, customer_id) in zip(ids, new, strict=True)
+        ]
+        records += [self._record(pk, p, customer_id) for pk, p, customer_id in changed]
+        refused = run_purchase_hooks(records, channel=Source.POS)
+        if refused:
+            by_pk = {pk: p[0] for pk, (p, _c) in zip(ids, new, strict=True)}
+            by_pk.update((pk, p[0]) for pk, p, _c in changed)
+            raise _Refused({by_pk[pk]: reason for pk, reason in refused.items()})
         self.counts["created"] += len(new)
         self.counts["updated"] += len(changed)
         # Figures and statuses follow from purchases: the loyalty app recomputes these
@@ -643,6 +676,27 @@ class _FileImporter:
             "import_digest": digest,
         }
 
+    def _record(self, pk: int, purchase: tuple, customer_id: int | None) -> PurchaseRecord:
+        """The purchase as the purchase hooks (bonuses) see it."""
+        _id, at, day, status, _total, discount, spent, _ref, _digest = purchase[8].split("\t")
+        products = self.products
+        return PurchaseRecord(
+            ref=pk,
+            natural_key=natural_key(Source.POS, self.store.pk, purchase[0]),
+            customer_id=customer_id,
+            status=status,
+            purchased_at=dt.datetime.fromisoformat(at),
+            purchase_date=dt.date.fromisoformat(day),
+            purchase_type_id=self.types[purchase[2]],
+            lines=[
+                (products[sku], Decimal(text.rpartition("\t")[2]))
+                for sku, _name, text in purchase[9]
+            ],
+            discount=Decimal(discount),
+            spent=Decimal(spent),
+            purchase_id=pk,
+        )
+
     def _lines(self, purchase: tuple) -> list[tuple]:
         """(product id, qty, price, amount) per line of the purchase."""
         return [
@@ -650,7 +704,7 @@ class _FileImporter:
             for sku, _name, text in purchase[9]
         ]
 
-    def _copy_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> None:
+    def _copy_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> list[int]:
         # Ids are reserved from the sequence in one round trip, so the lines can name their
         # purchase without reading anything back (PERFORMANCE.md: COPY is the fast bulk path).
         with connection.cursor() as cursor:
@@ -681,8 +735,9 @@ class _FileImporter:
                 "customers_purchaseline (purchase_id, product_id, qty, price, amount)",
                 "".join(lines),
             )
+        return ids
 
-    def _create_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> None:
+    def _create_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> list[int]:
         objects = [
             Purchase(
                 source=Source.POS,
@@ -698,6 +753,7 @@ class _FileImporter:
         _create_lines(
             (obj.pk, self._lines(p)) for obj, (p, _customer) in zip(objects, new, strict=True)
         )
+        return [obj.pk for obj in objects]
 
     def _update_purchases(self, changed: list[tuple[int, tuple, int | None]], now: dt.datetime):
         """A re-exported purchase (correction, return): its row updated, its lines replaced."""

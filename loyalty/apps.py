@@ -7,6 +7,7 @@ class LoyaltyConfig(AppConfig):
     verbose_name = _("Loyalty: statuses, bonuses, discounts")
 
     def ready(self) -> None:
-        # Extension points of the customers app: merge steps, timeline providers, and the
-        # signal that purchases changed (queues the touched customers' recomputation).
-        from . import merge_steps, receivers, timeline_events  # noqa: F401
+        # Extension points of the customers app: merge steps, timeline providers, the signal
+        # that purchases changed (queues the touched customers' recomputation) and the hook
+        # that posts bulk-written purchases' bonuses.
+        from . import ledger_purchases, merge_steps, receivers, timeline_events  # noqa: F401

@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Purchase
+from customers.purchase_hooks import PurchaseRecord, natural_key, register_purchase_hook
 
 from .bonus_rules import BonusPolicy
 from .ledger import load_lots, open_books, write_books
@@ -42,21 +43,8 @@ from .recompute.common import thresholds
 ZERO = Decimal("0.00")
 
 
-@dataclass(slots=True)
-class PurchaseState:
-    """A purchase as it is now (written or about to be)."""
-
-    ref: object  # the caller's handle (the purchase id once known)
-    natural_key: str  # "source:store:external id": unique, known before the row exists
-    customer_id: int | None
-    status: str
-    purchased_at: dt.datetime
-    purchase_date: dt.date
-    purchase_type_id: int | None
-    lines: list[tuple[int, Decimal]]  # (product id, amount)
-    discount: Decimal
-    spent: Decimal
-    purchase_id: int | None = None  # None while the row is not written
+# A purchase as it is now (written or about to be): the customers app's record.
+PurchaseState = PurchaseRecord
 
 
 @dataclass(slots=True)
@@ -66,10 +54,6 @@ class Outcome:
     movements: list[NewMovement] = field(default_factory=list)
     status: str = ""
     percent: Decimal | None = None
-
-
-def natural_key(source: str, store_id: int | None, external_id: str) -> str:
-    return f"{source}:{store_id or '-'}:{external_id}"
 
 
 class PurchaseBonuses:
@@ -350,3 +334,19 @@ def _sync(purchase: Purchase, channel: str, user, field_name: str) -> Outcome:
         raise batch.rejected[state.ref]
     batch.write()
     return batch.outcomes.get(state.ref, Outcome())
+
+
+@register_purchase_hook
+def post_batch_bonuses(records: list[PurchaseRecord], *, channel: str) -> dict[object, tuple]:
+    """The POS import's hook: posts a written batch's bonuses, or refuses the purchases whose
+    spend the balance does not cover (then writes nothing)."""
+    batch = PurchaseBonuses(channel=channel, field_name="bonus")
+    batch.apply(records)
+    if batch.rejected:
+        refused = {}
+        for ref, error in batch.rejected.items():
+            field_name, messages = next(iter(error.message_dict.items()))
+            refused[ref] = (field_name, messages[0])
+        return refused
+    batch.write()
+    return {}
