@@ -1,6 +1,7 @@
-"""Loyalty in the admin: the status settings and recomputations, the statuses and figures on
-the customer list and page, and loyalty's reference lists."""
+"""Loyalty in the admin: the status settings and recomputations, the statuses, figures and
+discount on the customer list and page, the bonus rules and discounts, and loyalty's reference
+lists."""
 
-from . import customer, references, statuses
+from . import bonus_rules, customer, references, statuses
 
-__all__ = ["customer", "references", "statuses"]
+__all__ = ["bonus_rules", "customer", "references", "statuses"]

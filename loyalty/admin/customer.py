@@ -24,8 +24,10 @@ from django.utils.translation import gettext_lazy as _
 from customers.admin.customer import CustomerAdmin
 from customers.models import Customer
 
-from ..models import CustomerFigures, CustomerStatus, StatusChange
+from ..discounts import discount_outlook, money_text, percent_text
+from ..models import CustomerFigures, CustomerStatus, PersonalDiscount, StatusChange
 from ..selectors import figures_as_of, status_counts
+from .bonus_rules import PersonalDiscountInline
 
 NONE = "none"
 SCORES = ("r_score", "f_score", "m_score")
@@ -212,6 +214,10 @@ FIGURES_FIELDSET = (
 FiguresFieldsMixin = type("FiguresFieldsMixin", (), FIGURE_FIELDS)
 
 
+# What the checkout would apply today, read by current_discount below.
+DISCOUNT_FIELDSET = (_("Discount"), {"fields": ("current_discount",)})
+
+
 class CustomerWithStatusAdmin(FiguresFieldsMixin, CustomerAdmin):
     list_display = (
         *CustomerAdmin.list_display[:3],
@@ -226,7 +232,7 @@ class CustomerWithStatusAdmin(FiguresFieldsMixin, CustomerAdmin):
     # The figures row is one-to-one on the customer's id: one LEFT JOIN, no query per row.
     list_select_related = ("figures",)
     list_filter = (StatusFilter, *SCORE_FILTERS, *CustomerAdmin.list_filter)
-    readonly_fields = (*CustomerAdmin.readonly_fields, *FIGURE_FIELDS)
+    readonly_fields = (*CustomerAdmin.readonly_fields, *FIGURE_FIELDS, "current_discount")
     change_list_template = "admin/loyalty/customer/change_list.html"
     change_form_template = "admin/loyalty/customer/change_form.html"
 
@@ -243,7 +249,41 @@ class CustomerWithStatusAdmin(FiguresFieldsMixin, CustomerAdmin):
                     "computed."
                 ),
             }
-        return [*fieldsets, (name, options)]
+        return [*fieldsets, (name, options), DISCOUNT_FIELDSET]
+
+    def get_inlines(self, request, obj):
+        inlines = super().get_inlines(request, obj)
+        return inlines if obj is None else [*inlines, PersonalDiscountInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not PersonalDiscount:
+            super().save_formset(request, form, formset, change)
+            return
+        for discount in formset.save(commit=False):
+            if discount._state.adding:
+                discount.created_by = request.user
+            discount.save()
+        for discount in formset.deleted_objects:
+            discount.delete()
+
+    @admin.display(description=_("current discount"))
+    def current_discount(self, customer: Customer) -> str:
+        """What the checkout would apply today (the purchases table, not the figures above, which
+        are refreshed later), and how far the next cumulative tier is."""
+        outlook = discount_outlook(customer.pk)
+        parts = [outlook.applied.label if outlook.applied else str(_("No discount"))]
+        parts.append(
+            str(_("lifetime purchases %(total)s")) % {"total": money_text(outlook.lifetime_total)}
+        )
+        if outlook.next_tier:
+            parts.append(
+                str(_("%(left)s more for %(percent)s %%"))
+                % {
+                    "left": money_text(outlook.next_tier.amount_left),
+                    "percent": percent_text(outlook.next_tier.percent),
+                }
+            )
+        return "; ".join(parts)
 
     def get_object(self, request, object_id, from_field=None):
         # ModelAdmin.get_object with the figures joined and the status history prefetched: the

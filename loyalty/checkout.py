@@ -1,0 +1,266 @@
+"""The checkout question, one answer for every channel: "customer X buys these lines: which
+discount applies and how many bonuses may be spent?"
+
+The till, the app, the website and the contact centre all call `checkout_quote`; it takes no
+argument saying who asks, so the same customer, lines and day give the same quote everywhere.
+It writes nothing: redeeming is the ledger's business, which checks the balance again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Customer, Product
+
+from .bonus_rules import HUNDRED, ZERO, BonusPolicy, parse_amount, round_money
+from .discounts import AppliedDiscount, NextTier, discount_outlook
+from .purchase_status import status_at_purchase
+
+QTY_PLACES = Decimal("0.001")
+MAX_QTY = Decimal("9999999.999")  # PurchaseLine.qty: 10 digits, 3 of them decimals
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    product_id: int
+    sku: str
+    qty: Decimal
+    price: Decimal
+    amount: Decimal  # qty × price, rounded half-up to kopecks
+    bonus_eligible: bool  # earns bonuses and may be paid with them
+
+    def as_dict(self) -> dict:
+        return {
+            "product_id": self.product_id,
+            "sku": self.sku,
+            "qty": str(self.qty),
+            "price": str(self.price),
+            "amount": str(self.amount),
+            "bonus_eligible": self.bonus_eligible,
+        }
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The checkout's answer. Money is Decimal with two places; `as_dict` gives it as strings."""
+
+    customer_id: int
+    on: dt.date
+    lines: tuple[QuoteLine, ...]
+    subtotal: Decimal  # the lines' amounts
+    discount: AppliedDiscount | None
+    discount_percent: Decimal
+    discount_amount: Decimal  # subtotal × percent, rounded half-up
+    total: Decimal  # subtotal - discount_amount: what is paid in money and bonuses
+    eligible_amount: Decimal  # the eligible lines' share of the total
+    max_spend_by_share: Decimal  # the rules' maximum share of the eligible amount
+    max_spend: Decimal  # min(max_spend_by_share, balance)
+    balance: Decimal  # available bonuses (1 bonus = 1 rouble)
+    pending: Decimal  # accrued, not yet available
+    debt: Decimal  # taken back by returns; later accruals pay it off first
+    status: str  # the customer status this purchase accrues at
+    accrual_percent: Decimal
+    accrual_without_spending: Decimal  # what the purchase earns if no bonuses are spent
+    accrual_with_max_spend: Decimal  # ... if `max_spend` bonuses are spent
+    lifetime_total: Decimal
+    next_tier: NextTier | None  # the cumulative tier that would raise the discount
+
+    def as_dict(self) -> dict:
+        return {
+            "customer_id": self.customer_id,
+            "on": self.on.isoformat(),
+            "lines": [line.as_dict() for line in self.lines],
+            "subtotal": str(self.subtotal),
+            "discount": self.discount.as_dict() if self.discount else None,
+            "discount_percent": str(self.discount_percent),
+            "discount_amount": str(self.discount_amount),
+            "total": str(self.total),
+            "eligible_amount": str(self.eligible_amount),
+            "max_spend_by_share": str(self.max_spend_by_share),
+            "max_spend": str(self.max_spend),
+            "balance": {
+                "available": str(self.balance),
+                "pending": str(self.pending),
+                "debt": str(self.debt),
+            },
+            "status": self.status,
+            "accrual_percent": str(self.accrual_percent),
+            "accrual_without_spending": str(self.accrual_without_spending),
+            "accrual_with_max_spend": str(self.accrual_with_max_spend),
+            "lifetime_total": str(self.lifetime_total),
+            "next_tier": self.next_tier.as_dict() if self.next_tier else None,
+        }
+
+
+def checkout_quote(
+    customer_id: int,
+    lines: Iterable[Sequence],
+    *,
+    on: dt.date | None = None,
+    purchase_type_id: int | None = None,
+    policy: BonusPolicy | None = None,
+) -> Quote:
+    """Price `lines` for customer `customer_id` on day `on` (default today): the discount that
+    applies, how many bonuses may be spent and what the purchase would earn.
+
+    Each line is (product id or SKU, quantity, price): quantity > 0 with at most three decimals,
+    price >= 0 with at most two, both as Decimal, int or str (never float). Bad input raises one
+    ValidationError naming every bad field as "lines[<index from 0>].<product|qty|price>", or
+    "lines" / "customer". `purchase_type_id` selects the accrual overrides of that purchase
+    type; `policy` is a BonusPolicy already loaded (default: loaded now, so a rule saved in the
+    admin applies to the next quote)."""
+    day = on or timezone.localdate()
+    parsed = _parse_lines(lines)
+    row = (
+        Customer.objects.filter(pk=customer_id)
+        .values_list("bonus_account__balance", "bonus_account__pending", "bonus_account__debt")
+        .first()
+    )
+    if row is None:
+        raise ValidationError({"customer": _("No such customer.")}, code="invalid")
+    balance, pending, debt = (value if value is not None else ZERO for value in row)
+
+    policy = policy or BonusPolicy.load()
+    quote_lines = tuple(
+        QuoteLine(
+            product_id=product_id,
+            sku=sku,
+            qty=qty,
+            price=price,
+            amount=round_money(qty * price),
+            bonus_eligible=product_id not in policy.excluded_products,
+        )
+        for product_id, sku, qty, price in parsed
+    )
+    subtotal = sum((line.amount for line in quote_lines), ZERO)
+
+    outlook = discount_outlook(customer_id, day)
+    percent = outlook.applied.percent if outlook.applied else ZERO
+    discount_amount = round_money(subtotal * percent / HUNDRED)
+    eligible = policy.eligible_amount(
+        ((line.product_id, line.amount) for line in quote_lines), discount_amount
+    )
+    by_share = policy.max_spend(eligible)
+    max_spend = min(by_share, balance)
+
+    status = status_at_purchase(customer_id, day)
+    accrual_percent = policy.percent(status, purchase_type_id)
+    return Quote(
+        customer_id=customer_id,
+        on=day,
+        lines=quote_lines,
+        subtotal=subtotal,
+        discount=outlook.applied,
+        discount_percent=percent,
+        discount_amount=discount_amount,
+        total=subtotal - discount_amount,
+        eligible_amount=eligible,
+        max_spend_by_share=by_share,
+        max_spend=max_spend,
+        balance=balance,
+        pending=pending,
+        debt=debt,
+        status=status,
+        accrual_percent=accrual_percent,
+        accrual_without_spending=policy.accrual(eligible, ZERO, accrual_percent),
+        accrual_with_max_spend=policy.accrual(eligible, max_spend, accrual_percent),
+        lifetime_total=outlook.lifetime_total,
+        next_tier=outlook.next_tier,
+    )
+
+
+def parse_qty(value, field: str) -> Decimal:
+    """A quantity from input: a decimal > 0 with at most three places (a pack split into doses
+    is 0.25, 1.5, ...). Anything else raises ValidationError naming `field`."""
+    if isinstance(value, float | bool):
+        raise ValidationError(
+            {field: _('Give the quantity as a decimal string, e.g. "1.5".')}, code="invalid"
+        )
+    try:
+        qty = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationError({field: _("Not a number.")}, code="invalid") from None
+    if not qty.is_finite():
+        raise ValidationError({field: _("Not a number.")}, code="invalid")
+    if qty > MAX_QTY:
+        raise ValidationError({field: _("Too large.")}, code="max_value")
+    if qty != qty.quantize(QTY_PLACES):
+        raise ValidationError({field: _("At most three decimal places.")}, code="precision")
+    if qty <= 0:
+        raise ValidationError({field: _("Must be greater than zero.")}, code="min_value")
+    return qty.quantize(QTY_PLACES)
+
+
+def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Decimal]]:
+    """(product id, SKU, qty, price) per line, or one ValidationError with every problem."""
+    if isinstance(lines, str | bytes | Mapping):
+        raise ValidationError({"lines": _("Give a list of lines.")}, code="invalid")
+    errors: dict[str, list] = {}
+    given: list[tuple[int, int | str, Decimal, Decimal]] = []
+    for index, line in enumerate(lines):
+        prefix = f"lines[{index}]"
+        if isinstance(line, str | bytes | Mapping) or not isinstance(line, Sequence):
+            errors[prefix] = [_("A line is (product, quantity, price).")]
+            continue
+        if len(line) != 3:
+            errors[prefix] = [_("A line is (product, quantity, price).")]
+            continue
+        reference, qty, price = line
+        ok = True
+        if isinstance(reference, str):
+            reference = reference.strip()
+        if isinstance(reference, bool) or reference == "" or not isinstance(reference, int | str):
+            errors[f"{prefix}.product"] = [_("Give a product id or SKU.")]
+            ok = False
+        try:
+            qty = parse_qty(qty, f"{prefix}.qty")
+        except ValidationError as error:
+            errors.update(error.message_dict)
+            ok = False
+        try:
+            price = parse_amount(price, f"{prefix}.price", allow_zero=True)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+            ok = False
+        if ok:
+            given.append((index, reference, qty, price))
+    if not given and not errors:
+        raise ValidationError({"lines": _("At least one line.")}, code="required")
+
+    # An id no product can have is simply not found (and never reaches the database).
+    ids = {ref for _index, ref, _q, _p in given if isinstance(ref, int) and 0 < ref <= MAX_ID}
+    skus = {ref for _index, ref, _q, _p in given if isinstance(ref, str)}
+    by_id: dict[int, str] = {}
+    by_sku: dict[str, int] = {}
+    if ids or skus:
+        found = Product.objects.filter(Q(pk__in=ids) | Q(sku__in=skus)).order_by()
+        for pk, sku in found.values_list("pk", "sku"):
+            by_id[pk] = sku
+            by_sku[sku] = pk
+
+    parsed = []
+    for index, reference, qty, price in given:
+        if isinstance(reference, int):
+            product_id, sku = reference, by_id.get(reference)
+            missing = sku is None
+            message = _("No product with id %(id)s.") % {"id": reference}
+        else:
+            product_id, sku = by_sku.get(reference), reference
+            missing = product_id is None
+            message = _("No product with SKU %(sku)s.") % {"sku": reference}
+        if missing:
+            errors[f"lines[{index}].product"] = [message]
+            continue
+        parsed.append((product_id, sku, qty, price))
+    if errors:
+        raise ValidationError(errors)
+    return parsed
