@@ -138,11 +138,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Whole-base status recomputations run for seconds to minutes: their own queue (and worker),
-# so they never hold up imports and messages.
+# Whole-base work — status recomputations, the bonus ledger's daily run — takes seconds to
+# minutes: its own queue (and worker), so it never holds up imports and messages.
 CELERY_TASK_ROUTES = {
     "loyalty.tasks.statuses_recompute_nightly": {"queue": "statuses"},
     "loyalty.tasks.statuses_recompute_full": {"queue": "statuses"},
+    "loyalty.tasks.bonuses_daily": {"queue": "statuses"},
 }
 # Redis redelivers unacked tasks after the visibility timeout: it must exceed the longest task
 # (a full status replay runs for minutes), and the restore sweep must run often enough.
@@ -155,6 +156,15 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Every minute: pick up POS export files dropped into POS_INBOX_DIR, so till sales reach
     # statuses and bonuses within minutes of the export.
     "pos-inbox-scan": {"task": "customers.tasks.pos_inbox_scan", "schedule": 60.0},
+    # 00:05 in the chain's zone: the bonus ledger's day starts — pending accruals whose day has
+    # come become available, lots past their validity expire (they end at midnight), and
+    # birthdays of the new day get their bonus, before the first stores open. Keyed by day, so
+    # a second run (or a redelivered copy) posts nothing. Runs on the `statuses` queue (whole-base
+    # work, one task at a time), ahead of the status recomputation at 00:30.
+    "bonuses-daily": {
+        "task": "loyalty.tasks.bonuses_daily",
+        "schedule": crontab(hour=0, minute=5),
+    },
     # 00:30 in the chain's zone: every customer's figures, scores and statuses for the new day
     # (a few seconds' work an hour before the first stores open; a missed night is caught up
     # day by day by the next run). Runs on the `statuses` queue.

@@ -1,4 +1,5 @@
-"""Statuses and figures on the customer list and page.
+"""Statuses and figures on the customer list and page; the discount and the bonus account on the
+page.
 
 The customers app imports none of ours, so its CustomerAdmin knows nothing of loyalty; this
 module subclasses it and registers the subclass in its place (loyalty comes after customers in
@@ -26,8 +27,9 @@ from customers.models import Customer
 
 from ..discounts import discount_outlook, money_text, percent_text
 from ..models import CustomerFigures, CustomerStatus, PersonalDiscount, StatusChange
-from ..selectors import figures_as_of, status_counts
+from ..selectors import figures_as_of, status_counts, with_bonus_overview
 from .bonus_rules import PersonalDiscountInline
+from .ledger import customer_bonus_panel
 
 NONE = "none"
 SCORES = ("r_score", "f_score", "m_score")
@@ -286,9 +288,10 @@ class CustomerWithStatusAdmin(FiguresFieldsMixin, CustomerAdmin):
         return "; ".join(parts)
 
     def get_object(self, request, object_id, from_field=None):
-        # ModelAdmin.get_object with the figures joined and the status history prefetched: the
-        # read-only fields, the history panel and the timeline read them without more queries.
-        queryset = (
+        # ModelAdmin.get_object with the figures and the bonus account joined, the status history
+        # and the newest bonus movements prefetched: the read-only fields, the history and bonus
+        # panels and the timeline read them without more queries.
+        queryset = with_bonus_overview(
             self.get_queryset(request)
             .select_related("figures__home_store")
             .prefetch_related(
@@ -313,6 +316,7 @@ class CustomerWithStatusAdmin(FiguresFieldsMixin, CustomerAdmin):
             context["superseded_status_changes"] = [
                 c for c in changes if c.superseded_at is not None
             ]
+            context["bonus_panel"] = customer_bonus_panel(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changelist_view(self, request, extra_context=None):

@@ -3,8 +3,10 @@
 import datetime as dt
 from decimal import Decimal
 
+from django.utils import timezone
+
 from customers.models import Purchase
-from customers.tests.factories import PurchaseFactory
+from customers.tests.factories import PurchaseFactory, PurchaseLineFactory
 
 MSK = dt.timezone(dt.timedelta(hours=3))
 
@@ -26,3 +28,13 @@ def buy(
         total=Decimal(total),
         status=status,
     )
+
+
+def bonus_purchase(customer, product, price: str = "100.00") -> Purchase:
+    """A completed one-line purchase of `customer` made now, its bonuses posted by the ledger."""
+    from loyalty.ledger_purchases import purchase_bonuses_sync
+
+    purchase = PurchaseFactory(customer=customer, purchased_at=timezone.now(), total=Decimal(price))
+    PurchaseLineFactory(purchase=purchase, product=product, qty=Decimal("1"), price=Decimal(price))
+    purchase_bonuses_sync(purchase)
+    return purchase
