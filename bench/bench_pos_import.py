@@ -27,9 +27,12 @@ from bench.harness import Context, Result, run_import_child
 ORDER = 20
 DESCRIPTION = "POS XML import into the customer base vs iterparse + bare COPY"
 TARGET_RATE = 10_000  # purchases/s, "One customer across every channel" issue
+TARGET_RATE_WITH_BONUSES = 5_000  # the bonuses issue: with accrual and redemption
 TARGET_MEMORY_MB = 200
 TARGET_SCALE = "full"
 STORE_SMALL, STORE_LARGE = "BENCH-POS-S", "BENCH-POS-L"
+SPENDING = 0.2  # share of the base's customers' purchases paid partly with bonuses
+SEED_BALANCE = 500  # bonuses each customer of the base holds before the import
 
 
 def run(ctx: Context) -> list[Result]:
@@ -40,6 +43,8 @@ def run(ctx: Context) -> list[Result]:
         cursor.execute("SELECT max(id) FROM customers_customer")
         max_customer = cursor.fetchone()[0] or 0
     _cleanup(max_customer)  # leftovers of an interrupted earlier run
+    print("   Seeding bonus balances (not timed)...")
+    _seed_balances()
 
     n = ctx.customers
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +79,9 @@ def run(ctx: Context) -> list[Result]:
     notes = [
         f"First import: {counts['created']:,} created, {counts['rejected']:,} rejected; customers "
         f"{counts['customers_created']:,} created, {counts['customers_matched']:,} matched.",
+        "Bonuses posted: "
+        + ", ".join(f"{n:,} {kind}" for kind, n in sorted(first["movements"].items()))
+        + "; the base's customers held 500 bonuses each before the import.",
         f"Re-import: {again['counts']['unchanged']:,} unchanged, "
         f"{again['counts']['created'] + again['counts']['updated']:,} written.",
         f"Baseline: iterparse {baseline['parse']:.1f} s + COPY {baseline['copy']:.1f} s "
@@ -188,8 +196,10 @@ def _write(path: Path, store: str, n: int, identities, skus, *, seed: int) -> No
             else:
                 customer = None
             lines = []
+            smallest = None
             for sku, name in rnd.sample(skus, rnd.choice((1, 1, 2, 2, 3, 4, 5))):
                 price = rnd.randrange(3000, 150000) / 100
+                smallest = price if smallest is None else min(smallest, price)
                 lines.append(
                     {
                         "sku": sku,
@@ -198,12 +208,16 @@ def _write(path: Path, store: str, n: int, identities, skus, *, seed: int) -> No
                         "price": f"{price:.2f}",
                     }
                 )
-            yield {
+            purchase = {
                 "id": f"{i:08d}",
                 "datetime": f"2026-11-{1 + i % 20:02d}T{8 + i % 13:02d}:{i % 60:02d}:00+03:00",
                 "customer": customer,
                 "lines": lines,
             }
+            if customer is not None and roll < 0.90 and rnd.random() < SPENDING:
+                # Paid partly with bonuses: covered by the seeded balance (_seed_balances).
+                purchase["bonus_spent"] = f"{min(smallest, rnd.randrange(500, 5000) / 100):.2f}"
+            yield purchase
 
     write_pos_file(path, store, purchases())
 
@@ -219,6 +233,8 @@ began = time.perf_counter()
 run = pos_file_import(path=sys.argv[1])
 seconds = time.perf_counter() - began
 from customers.models import PurchaseLine
+from django.db.models import Count
+from loyalty.models import BonusMovement
 print(json.dumps({
     "seconds": seconds,
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so this child would
@@ -228,6 +244,8 @@ print(json.dumps({
     "status": run.status,
     "counts": {k: getattr(run, k) for k in ("created", "updated", "unchanged", "rejected",
                "customers_created", "customers_matched")},
+    "movements": dict(BonusMovement.objects.filter(purchase__store__code=run.store_code)
+                      .values_list("kind").annotate(n=Count("id")).order_by()),
     "lines": PurchaseLine.objects.filter(purchase__store__code=run.store_code).count(),
 }))
 """
@@ -287,6 +305,7 @@ def _cleanup(max_customer: int) -> None:
     from django.db import connection, transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
+        _empty_ledger(cursor)  # before the purchases and customers its rows reference
         cursor.execute(
             "DELETE FROM customers_purchaseline WHERE purchase_id IN (SELECT p.id FROM "
             "customers_purchase p JOIN customers_store s ON s.id = p.store_id "
@@ -312,6 +331,38 @@ def _cleanup(max_customer: int) -> None:
         cursor.execute(
             "DELETE FROM customers_importrun WHERE store_code IN %s", [(STORE_SMALL, STORE_LARGE)]
         )
+
+
+def _seed_balances() -> None:
+    """Every customer of the base holds SEED_BALANCE bonuses (one campaign lot each), so the
+    file's spends are covered and the import both accrues and redeems. The ledger tables hold
+    nothing else of the dataset's: they are emptied first and again by _cleanup."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        _empty_ledger(cursor)
+        cursor.execute(
+            "INSERT INTO loyalty_bonusmovement (customer_id, kind, amount, idempotency_key, "
+            "created_at, channel, reason, available_at, expires_at, is_pending, remaining, "
+            "status, campaign_ref) "
+            "SELECT id, 'campaign', %s, 'bench-seed:' || id, now(), 'bench', '', now(), "
+            "now() + interval '365 days', false, %s, '', 'bench' FROM customers_customer",
+            [SEED_BALANCE, SEED_BALANCE],
+        )
+        cursor.execute(
+            "INSERT INTO loyalty_bonusaccount (customer_id, balance, pending, debt, updated_at) "
+            "SELECT id, %s, 0, 0, now() FROM customers_customer",
+            [SEED_BALANCE],
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE loyalty_bonusmovement")
+        cursor.execute("ANALYZE loyalty_bonusaccount")
+
+
+def _empty_ledger(cursor) -> None:
+    cursor.execute(
+        "TRUNCATE loyalty_bonusconsumption, loyalty_bonusmovement, loyalty_bonusaccount"
+    )
 
 
 def _delete_customers_above(cursor, max_customer: int) -> None:

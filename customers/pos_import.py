@@ -636,7 +636,8 @@ class _FileImporter:
         if changed:
             self._update_purchases(changed, now)
         records = [
-            self._record(pk, p, customer_id) for pk, (p, customer_id) in zip(ids, new, strict=True)
+            self._record(pk, p, customer_id, is_new=True)
+            for pk, (p, customer_id) in zip(ids, new, strict=True)
         ]
         records += [self._record(pk, p, customer_id) for pk, p, customer_id in changed]
         refused = run_purchase_hooks(records, channel=Source.POS)
@@ -676,7 +677,9 @@ class _FileImporter:
             "import_digest": digest,
         }
 
-    def _record(self, pk: int, purchase: tuple, customer_id: int | None) -> PurchaseRecord:
+    def _record(
+        self, pk: int, purchase: tuple, customer_id: int | None, *, is_new: bool = False
+    ) -> PurchaseRecord:
         """The purchase as the purchase hooks (bonuses) see it."""
         _id, at, day, status, _total, discount, spent, _ref, _digest = purchase[8].split("\t")
         products = self.products
@@ -695,6 +698,7 @@ class _FileImporter:
             discount=Decimal(discount),
             spent=Decimal(spent),
             purchase_id=pk,
+            is_new=is_new,
         )
 
     def _lines(self, purchase: tuple) -> list[tuple]:

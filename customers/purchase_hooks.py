@@ -29,6 +29,7 @@ class PurchaseRecord:
     discount: Decimal
     spent: Decimal
     purchase_id: int | None = None
+    is_new: bool = False  # written just now for the first time: nothing hangs off it yet
 
 
 def natural_key(source: str, store_id: int | None, external_id: str) -> str:

@@ -80,9 +80,11 @@ class BonusPolicy:
         excluded = set()
         if rules.exclude_prescription_only:
             excluded.update(
-                Product.objects.filter(prescription_only=True).values_list("pk", flat=True)
+                Product.objects.filter(prescription_only=True)
+                .order_by()
+                .values_list("pk", flat=True)
             )
-        for product_id, is_excluded in BonusProductRule.objects.values_list(
+        for product_id, is_excluded in BonusProductRule.objects.order_by().values_list(
             "product_id", "excluded"
         ):
             if is_excluded:

@@ -37,8 +37,7 @@ from .bonus_rules import BonusPolicy
 from .ledger import load_lots, open_books, write_books
 from .ledger_book import Book, InsufficientBonus, NewMovement
 from .models import BonusMovement, MovementKind
-from .purchase_status import purchase_days, status_with
-from .recompute.common import thresholds
+from .purchase_status import StatusOnPurchase
 
 ZERO = Decimal("0.00")
 
@@ -73,6 +72,9 @@ class PurchaseBonuses:
         self.channel = channel
         self.user_id = user_id
         self.field_name = field_name
+        # Every credit of the batch is posted now: the same activation and expiry dates.
+        self.accrual_dates = self.policy.lot_dates(self.now)
+        self.refund_dates = self.policy.lot_dates(self.now, wait=False)
         self.books: dict[int, Book] = {}
         self.outcomes: dict[object, Outcome] = {}
         self.rejected: dict[object, ValidationError] = {}
@@ -80,7 +82,8 @@ class PurchaseBonuses:
     def apply(self, states: list[PurchaseState]) -> None:
         """Works out every purchase's movements; those refused go to `rejected` (by ref), the
         rest to `outcomes`. Nothing is written until `write`."""
-        stored_ids = [s.purchase_id for s in states if s.purchase_id is not None]
+        # Purchases written just now have nothing posted yet.
+        stored_ids = [s.purchase_id for s in states if s.purchase_id is not None and not s.is_new]
         customers = {s.customer_id for s in states if s.customer_id is not None}
         ledger = self._stored_ledger(stored_ids)
         while True:
@@ -144,7 +147,8 @@ class PurchaseBonuses:
         return ledger
 
     def _percents(self, states, ledger) -> dict[object, tuple[str, Decimal]]:
-        """(status, percent) for each completed purchase that needs its first accrual percent."""
+        """(status, percent) for each completed purchase that needs its first accrual percent:
+        the status on its date counting it and the earlier purchases (all written by now)."""
         todo = [
             s
             for s in states
@@ -154,23 +158,12 @@ class PurchaseBonuses:
         ]
         if not todo:
             return {}
-        th = thresholds()
-        until = max(s.purchase_date for s in todo)
-        in_batch = {s.purchase_id for s in states if s.purchase_id is not None}
-        days = purchase_days({s.customer_id for s in todo}, until, in_batch)
-        # The batch's own completed purchases count too, each up to its own date.
-        batch_days: dict[int, set[int]] = defaultdict(set)
-        for s in states:
-            if s.customer_id is not None and s.status == Purchase.Status.COMPLETED:
-                batch_days[s.customer_id].add(s.purchase_date.toordinal())
+        statuses = StatusOnPurchase((s.customer_id for s in todo), {s.purchase_date for s in todo})
+        percent = self.policy.percent
         result = {}
         for s in todo:
-            history = days.get(s.customer_id, [])
-            extra = batch_days[s.customer_id]
-            if extra:
-                history = sorted(set(history) | extra)
-            status = status_with(history, s.purchase_date, th)
-            result[s.ref] = (status, self.policy.percent(status, s.purchase_type_id))
+            status = statuses.status(s.customer_id, s.purchase_date)
+            result[s.ref] = (status, percent(status, s.purchase_type_id))
         return result
 
     def _apply(self, state: PurchaseState, stored: dict[int, dict[str, tuple]], percents):
@@ -185,12 +178,18 @@ class PurchaseBonuses:
         }
         counts: dict[tuple[int, str], int] = {}
 
+        prefix = (
+            f"purchase:{state.purchase_id}"
+            if state.purchase_id is not None
+            else f"purchase:{state.natural_key}"
+        )
+
         def key(customer_id: int, kind: str) -> str:
             n = counts.get((customer_id, kind))
             if n is None:
                 n = sum(per.get(kind, (0, 0, None))[1] for per in stored.values())
             counts[(customer_id, kind)] = n + 1
-            return f"purchase:{state.natural_key}:{kind}:{n + 1}"
+            return f"{prefix}:{kind}:{n + 1}"
 
         mine = stored.get(state.customer_id, {})
         earned = _net(mine, MovementKind.ACCRUAL, MovementKind.ACCRUAL_REVERSAL)
@@ -258,7 +257,7 @@ class PurchaseBonuses:
                 )
             )
         elif want_earned > earned:
-            available_at, expires_at = self.policy.lot_dates(self.now)
+            available_at, expires_at = self.accrual_dates
             outcome.movements.append(
                 book.credit(
                     MovementKind.ACCRUAL,
@@ -276,7 +275,7 @@ class PurchaseBonuses:
         return outcome
 
     def _refund(self, book: Book, amount: Decimal, key: str, details) -> NewMovement:
-        available_at, expires_at = self.policy.lot_dates(self.now, wait=False)
+        available_at, expires_at = self.refund_dates
         return book.credit(
             MovementKind.REDEMPTION_REVERSAL,
             amount,
@@ -340,7 +339,7 @@ def _sync(purchase: Purchase, channel: str, user, field_name: str) -> Outcome:
 def post_batch_bonuses(records: list[PurchaseRecord], *, channel: str) -> dict[object, tuple]:
     """The POS import's hook: posts a written batch's bonuses, or refuses the purchases whose
     spend the balance does not cover (then writes nothing)."""
-    batch = PurchaseBonuses(channel=channel, field_name="bonus")
+    batch = PurchaseBonuses(channel=channel, field_name="bonus.spent")
     batch.apply(records)
     if batch.rejected:
         refused = {}

@@ -315,15 +315,17 @@ class BonusMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "short_reason",
     )
     list_select_related = ("customer", "purchase", "created_by")
-    list_filter = ("kind", CustomerFilter)
-    date_hierarchy = "created_at"
+    # By date through a filter, not a date hierarchy: the hierarchy's min/max and the sort by
+    # posting time would read the whole ledger (tens of millions of rows); the newest first
+    # by id walks the primary key.
+    list_filter = ("kind", ("created_at", admin.DateFieldListFilter), CustomerFilter)
     search_fields = ("customer__phone",)  # shows the box; matching in get_search_results
     search_help_text = _(
         "The customer's phone in any notation, card number, email or names; or pick the "
         "customer above."
     )
-    ordering = ("-created_at", "-id")
-    sortable_by = ("created_at",)
+    ordering = ("-id",)
+    sortable_by = ()
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER

@@ -304,18 +304,9 @@ class BonusMovement(models.Model):
                 condition=models.Q(purchase__isnull=False),
                 name="bonus_mv_purchase_idx",
             ),
-            # Open lots of a customer, soonest-expiring first: what a redemption consumes.
-            models.Index(
-                fields=["customer", "expires_at"],
-                condition=models.Q(remaining__gt=0),
-                name="bonus_mv_open_lots_idx",
-            ),
-            # What the nightly expiry and the activation pass scan.
-            models.Index(
-                fields=["expires_at"],
-                condition=models.Q(remaining__gt=0, is_pending=False),
-                name="bonus_mv_expiring_idx",
-            ),
+            # No index for open lots or expiry: a redemption reads its customer's few dozen
+            # movements by the index above, the nightly expiry reads the table once, and each
+            # index more slows every accrual the POS import posts.
             models.Index(
                 fields=["available_at"],
                 condition=models.Q(is_pending=True),

@@ -51,14 +51,18 @@ def test_a_file_accrues_and_redeems_in_datetime_order_and_refuses_what_is_not_co
             purchase("2", "2026-11-20T15:00:00+03:00", bonus_spent="30.00"),
             purchase("1", "2026-11-20T14:00:00+03:00"),
             purchase("3", "2026-11-20T16:00:00+03:00", bonus_spent="29.11"),
-            purchase("4", "2026-11-20T17:00:00+03:00", customer={"phone": "8 912 000-00-04"},
-                     bonus_spent="1.00"),
+            purchase(
+                "4",
+                "2026-11-20T17:00:00+03:00",
+                customer={"phone": "8 912 000-00-04"},
+                bonus_spent="1.00",
+            ),
         ]
     )
     assert (run.created, run.rejected) == (2, 2)
     issues = {i.record_id: (i.field, i.message) for i in ImportIssue.objects.filter(run=run)}
-    assert issues["3"] == ("bonus", "Not enough bonuses: 29.11 requested, 29.10 available.")
-    assert issues["4"][0] == "bonus"
+    assert issues["3"] == ("bonus.spent", "Not enough bonuses: 29.11 requested, 29.10 available.")
+    assert issues["4"][0] == "bonus.spent"
     assert not Purchase.objects.filter(external_id__in=["3", "4"]).exists()
     assert Customer.objects.count() == 1  # nobody from the refused purchase 4
     # 1: 3 % of 1000 = 30.00; 2: spends 30.00, earns 3 % of 970 = 29.10.
