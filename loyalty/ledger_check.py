@@ -1,4 +1,7 @@
-"""Verifies every account against its ledger (`manage.py check_bonus_ledger`)."""
+"""Verifies every account against its ledger (`manage.py check_bonus_ledger`).
+
+Sums are rounded to kopecks before comparing: exact on PostgreSQL (numeric), and SQLite (the
+embedded demo database) adds decimals as floating point."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ CHECKS = [
         SELECT m.customer_id, m.id FROM {MOVEMENTS} m
         LEFT JOIN (SELECT credit_id, SUM(amount) AS taken FROM {CONSUMPTIONS}
                    GROUP BY credit_id) c ON c.credit_id = m.id
-        WHERE m.amount > 0 AND m.remaining <> m.amount - COALESCE(c.taken, 0)
+        WHERE m.amount > 0 AND m.remaining <> ROUND(m.amount - COALESCE(c.taken, 0), 2)
         """,
     ),
     (
@@ -32,7 +35,7 @@ CHECKS = [
         SELECT m.customer_id, m.id FROM {MOVEMENTS} m
         LEFT JOIN (SELECT debit_id, SUM(amount) AS taken FROM {CONSUMPTIONS}
                    GROUP BY debit_id) c ON c.debit_id = m.id
-        WHERE m.amount < 0 AND m.uncovered <> -m.amount - COALESCE(c.taken, 0)
+        WHERE m.amount < 0 AND m.uncovered <> ROUND(-m.amount - COALESCE(c.taken, 0), 2)
         """,
     ),
     (
@@ -62,9 +65,10 @@ CHECKS = [
                 SUM(amount) AS total
             FROM {MOVEMENTS} GROUP BY customer_id
         ) l ON l.customer_id = a.customer_id
-        WHERE a.balance <> COALESCE(l.available, 0) OR a.pending <> COALESCE(l.pending, 0)
-           OR a.debt <> COALESCE(l.debt, 0)
-           OR a.balance + a.pending - a.debt <> COALESCE(l.total, 0)
+        WHERE a.balance <> ROUND(COALESCE(l.available, 0), 2)
+           OR a.pending <> ROUND(COALESCE(l.pending, 0), 2)
+           OR a.debt <> ROUND(COALESCE(l.debt, 0), 2)
+           OR ROUND(a.balance + a.pending - a.debt, 2) <> ROUND(COALESCE(l.total, 0), 2)
         """,
     ),
     (

@@ -46,6 +46,9 @@ class Command(BaseCommand):
             # Statuses and figures for today (the loyalty app's command: a demo without them
             # would show every customer without a status until the first nightly run).
             call_command("recompute_statuses", stdout=self.stdout)
+        if "post_purchase_bonuses" in get_commands():
+            # The demo purchases' bonuses (the loyalty app's command; posts nothing once done).
+            call_command("post_purchase_bonuses", stdout=self.stdout)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"PharmaCRM demo: {url}"))
         for login, password, group, _superuser in DEMO_ACCOUNTS:
