@@ -43,3 +43,24 @@ def celery_worker(transactional_db):
     app.control.purge()  # nothing left over from earlier runs
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield app
+
+
+@pytest.fixture
+def api(db):
+    """`api(*scopes)`: a DRF test client authenticated as a new API client with those scopes
+    (`api.client_row` is the ApiClient)."""
+    from rest_framework.test import APIClient
+
+    from pharmacrm.api.models import ApiClient
+
+    def make(*scopes: str, name: str | None = None) -> APIClient:
+        row = ApiClient(name=name or f"test-{ApiClient.objects.count() + 1}", scopes=list(scopes))
+        key = row.new_key()
+        row.save()
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        client.client_row = row
+        client.token = key
+        return client
+
+    return make

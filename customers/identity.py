@@ -153,7 +153,7 @@ def field_wins(
     return new_at >= (cur_at or "")
 
 
-def _lookup(kind: str, value: str) -> int | None:
+def identifier_owner(kind: str, value: str) -> int | None:
     """The customer holding an identifier on the card, or known by it from a merge."""
     column = IDENTIFIER_FIELDS[kind]
     if kind == "email":
@@ -177,7 +177,7 @@ def _candidates(record: IdentityRecord) -> list[tuple[str, int]]:
     for kind in IDENTIFIER_FIELDS:
         value = getattr(record, kind)
         if value:
-            pk = _lookup(kind, value)
+            pk = identifier_owner(kind, value)
             if pk is not None:
                 found.append((kind, pk))
     for system, external_id in record.external_ids:
@@ -300,7 +300,7 @@ def _apply(customer: Customer, record: IdentityRecord, at: str, kept_apart: set[
         value = getattr(record, kind)
         if not value or getattr(customer, column) == value:
             continue
-        holder = _lookup(kind, value)
+        holder = identifier_owner(kind, value)
         if holder is not None and holder != customer.pk:
             continue  # someone else's (a suspected duplicate kept apart): leave it with them
         old = getattr(customer, column)

@@ -1,8 +1,12 @@
 """Reads of the customer base."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.translation import gettext as _
 
-from .models import Channel, Consent, Customer, ImportRun
+from .identity import identifier_owner
+from .models import Channel, Consent, Customer, ExternalId, ImportRun
+from .normalize import normalize_card, normalize_email, normalize_phone
 
 
 def consent_current_map(*, customer: Customer) -> dict[str, Consent]:
@@ -87,3 +91,34 @@ def import_run_summary(*, run: ImportRun, max_issues: int = 1000) -> str:
     if total > max_issues:
         lines.append(_("  … and %(more)d more") % {"more": total - max_issues})
     return "\n".join(lines)
+
+
+def customer_find(*, kind: str, value: str) -> Customer | None:
+    """The customer an identifier names, or None (see customer_find_id)."""
+    pk = customer_find_id(kind=kind, value=value)
+    return Customer.objects.filter(pk=pk).first() if pk is not None else None
+
+
+def customer_find_id(*, kind: str, value: str) -> int | None:
+    """The id of the customer an identifier names, or None: `kind` is card, phone or email (any
+    notation; old identifiers of merged customers find the survivor) or external_id as
+    "SYSTEM:ID". Raises ValidationError naming `kind` for a malformed identifier."""
+    if kind == "external_id":
+        system, _sep, external_id = value.partition(":")
+        if not system or not external_id.strip():
+            raise ValidationError(
+                {kind: _("Give the external id as SYSTEM:ID, e.g. app:12345.")}, code="invalid"
+            )
+        pk = (
+            ExternalId.objects.filter(system=system, external_id=external_id.strip())
+            .values_list("customer_id", flat=True)
+            .first()
+        )
+    else:
+        normalize = {"card": normalize_card, "phone": normalize_phone, "email": normalize_email}
+        try:
+            canonical = normalize[kind](value)
+        except ValidationError as error:
+            raise ValidationError({kind: error.messages}, code="invalid") from None
+        pk = identifier_owner(kind, canonical) if canonical else None
+    return pk

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "pharmacrm.api",
     "customers",
     "loyalty",
     "campaigns",
@@ -174,14 +175,48 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# The REST API (/api/v1/): every call carries an API client's token and needs the scope its
+# view declares; errors share one body (pharmacrm/api/errors.py); money is a decimal string.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["pharmacrm.api.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "pharmacrm.api.permissions.HasScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["pharmacrm.api.throttling.ClientRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "pharmacrm.api.pagination.PagePagination",
+    "EXCEPTION_HANDLER": "pharmacrm.api.errors.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PharmaCRM API",
+    "DESCRIPTION": (
+        "The CRM's REST API for the chain's mobile app, website, POS and contact centre. Every "
+        "call sends `Authorization: Token <key>` (an API client's token, created with "
+        "`manage.py create_api_client`) and needs the scope its endpoint names. Errors are "
+        '`{"code", "message", "errors": {field: [{"message", "code"}]}}`; money is a decimal '
+        "string; times are ISO 8601 with an offset."
+    ),
     "VERSION": "1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# The shared cache (API request limits across web workers): Redis when CACHE_URL is set (as in
+# production and CI), else this process's memory.
+if os.environ.get("CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CACHE_URL"],
+        }
+    }
 
 # Chain-wide defaults used by the customer base.
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "RU")

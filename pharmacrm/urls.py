@@ -7,4 +7,5 @@ urlpatterns = [
     # set_language: the admin header's RU/EN switch posts here.
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/", include("pharmacrm.api.urls")),
 ]

@@ -1,0 +1,1 @@
+"""The customers app's REST endpoints (/api/v1/customers/...)."""

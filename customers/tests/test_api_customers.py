@@ -1,0 +1,71 @@
+"""GET /api/v1/customers/?phone=|card=|email=|external_id=."""
+
+import pytest
+
+from customers.merge import customer_merge
+from customers.tests.factories import CustomerFactory, ExternalIdFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/customers/"
+
+
+@pytest.fixture
+def reader(api):
+    return api("customers:read")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"phone": "8 912 345-67-89"},
+        {"phone": "+7 (912) 345 67 89"},
+        {"card": "2900000012345"},
+        {"email": " Anna@Example.RU "},
+    ],
+)
+def test_lookup_by_any_identifier_in_any_notation(reader, query):
+    anna = CustomerFactory(
+        phone="+79123456789", card_number="2900000012345", email="anna@example.ru"
+    )
+    response = reader.get(URL, query)
+    assert response.status_code == 200
+    (found,) = response.json()
+    assert found["id"] == anna.pk and found["phone"] == "+79123456789"
+    assert found["created_at"].endswith("+03:00")  # ISO 8601 with the chain's offset
+
+
+def test_lookup_by_external_id_and_nobody_found(reader):
+    ext = ExternalIdFactory(system="app", external_id="777")
+    assert reader.get(URL, {"external_id": "app:777"}).json()[0]["id"] == ext.customer_id
+    assert reader.get(URL, {"phone": "+79990000000"}).json() == []
+
+
+def test_an_identifier_of_a_merged_customer_finds_the_survivor(reader):
+    survivor = CustomerFactory(phone="+79123456789", card_number=None, email=None)
+    merged = CustomerFactory(phone=None, card_number="2900000099999", email=None)
+    customer_merge(survivor=survivor, merged=merged, reason="test")
+    assert reader.get(URL, {"card": "2900000099999"}).json()[0]["id"] == survivor.pk
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"phone": "12345"}, "phone"),
+        ({"card": "12"}, "card"),
+        ({"email": "not-an-email"}, "email"),
+        ({"external_id": "nocolon"}, "external_id"),
+        ({}, "non_field_errors"),
+        ({"phone": "+79123456789", "card": "2900000012345"}, "non_field_errors"),
+    ],
+)
+def test_bad_lookups_answer_400_naming_the_field(reader, query, field):
+    response = reader.get(URL, query)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and field in body["errors"], body
+
+
+def test_lookup_costs_a_constant_number_of_queries(reader, django_assert_max_num_queries):
+    CustomerFactory(phone="+79123456789")
+    with django_assert_max_num_queries(4):  # token, customer id, row (+ alias miss none)
+        assert reader.get(URL, {"phone": "+79123456789"}).status_code == 200

@@ -1,0 +1,1 @@
+"""The loyalty app's REST endpoints: bonuses, checkout quotes, orders."""

@@ -1,0 +1,75 @@
+"""Every API call is authenticated by an API client's token and limited to its scopes."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from customers.tests.factories import CustomerFactory
+from pharmacrm.api.models import ApiClient, hash_key
+
+pytestmark = pytest.mark.django_db
+LOOKUP = "/api/v1/customers/"
+
+
+def test_no_token_and_a_wrong_token_get_401_with_the_error_body():
+    CustomerFactory(phone="+79123456789")
+    response = APIClient().get(LOOKUP, {"phone": "+79123456789"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"] == "Token"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token nope")
+    response = client.get(LOOKUP, {"phone": "+79123456789"})
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_token")
+
+
+def test_a_client_without_the_scope_gets_403(api):
+    response = api("orders:read").get(LOOKUP, {"phone": "+79123456789"})
+    assert (response.status_code, response.json()["code"]) == (403, "missing_scope")
+
+
+def test_a_revoked_token_stops_working_at_once(api):
+    client = api("customers:read")
+    assert client.get(LOOKUP, {"phone": "+79123456789"}).status_code == 200
+    client.client_row.revoke()
+    assert client.get(LOOKUP, {"phone": "+79123456789"}).status_code == 401
+
+
+def test_tokens_are_stored_as_sha256_only(api):
+    client = api("customers:read")
+    row = ApiClient.objects.get(pk=client.client_row.pk)
+    assert row.key_hash == hash_key(client.token) and client.token not in str(row.__dict__)
+
+
+def test_create_api_client_prints_the_token_once_and_checks_scopes():
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "create_api_client",
+        "Website",
+        "--scopes",
+        "customers:read",
+        "--kind",
+        "site",
+        stdout=out,
+        stderr=err,
+    )
+    token = out.getvalue().strip()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get(LOOKUP, {"card": "2900000012345"}).status_code == 200
+    with pytest.raises(CommandError, match="Unknown scopes: fly"):
+        call_command("create_api_client", "App", "--scopes", "fly", stdout=out, stderr=err)
+
+
+def test_the_request_limit_answers_429(api):
+    client = api("customers:read")
+    ApiClient.objects.filter(pk=client.client_row.pk).update(throttle_rate="2/min")
+    codes = [client.get(LOOKUP, {"card": "2900000012345"}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_schema_and_docs_are_served_without_a_token():
+    assert APIClient().get("/api/schema/").status_code == 200
+    assert APIClient().get("/api/docs/").status_code == 200
