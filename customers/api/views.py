@@ -1,24 +1,36 @@
-"""Customers: lookup by any identifier (and, from the API issue's next steps, registration,
-family members and consents)."""
+"""Customers: lookup by any identifier, registration through identity resolution, the card and
+changes to it. Family members, consents and reservations have their own modules."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 
-from customers.models import Customer
+from customers.identity import IdentityRecord, Outcome, customer_resolve
+from customers.models import PERSONAL_FIELDS, Customer
 from customers.selectors import customer_find_id
+from customers.services import customer_update_from_channel
 from pharmacrm.api.permissions import scoped
 from pharmacrm.api.schema import ERRORS
 
-from .serializers import CUSTOMER_FIELDS, CustomerLookupSerializer, CustomerSerializer
+from .common import CONFLICT, NOT_FOUND, StrictJSONParser, client_source, customer_or_404
+from .serializers import (
+    CUSTOMER_FIELDS,
+    CustomerLookupSerializer,
+    CustomerRegistrationSerializer,
+    CustomerSerializer,
+    CustomerUpdateResultSerializer,
+    CustomerUpdateSerializer,
+    RegistrationSerializer,
+)
 
 
-class CustomerLookupView(generics.GenericAPIView):
-    """Find the customer one identifier names."""
+class CustomersView(generics.GenericAPIView):
+    """Find the customer one identifier names; register or update one from a channel."""
 
-    scopes = scoped(GET="customers:read")
-    queryset = Customer.objects.none()  # for the schema: the lookup reads through a selector
+    scopes = scoped(GET="customers:read", POST="customers:write")
     serializer_class = CustomerSerializer
+    queryset = Customer.objects.none()  # the schema's path ids
+    parser_classes = [StrictJSONParser]
     pagination_class = None
 
     @extend_schema(
@@ -48,6 +60,109 @@ class CustomerLookupView(generics.GenericAPIView):
         if row is None:
             return Response([])
         return Response([CustomerSerializer().to_representation(_Row(row))])
+
+    @extend_schema(
+        summary="Register a customer, or update one, through identity resolution",
+        description=(
+            "What the app, the site, the POS or the contact centre knows about a person: "
+            "identifiers in any notation (at least one of phone, card, email, external_ids) "
+            "and personal data. The CRM finds the customer they name, or creates one (201); "
+            "several customers named by one person's identifiers are merged (200, "
+            "`outcome: merged`, the survivor returned); when their personal data disagree "
+            "(a family sharing a phone) the record goes to the customer of the strongest "
+            "identifier (card, then phone, then email) and a duplicate suspicion is left for "
+            "marketers (200, `outcome: suspected`). Personal data are written by source "
+            "precedence: the client's channel (its kind) never overwrites what a more "
+            "trusted source gave (admin > app/site/contact centre > POS) and only fills "
+            "empty fields when it is the POS. Clients of kind `other` get 403."
+        ),
+        request=CustomerRegistrationSerializer,
+        responses={
+            201: OpenApiResponse(RegistrationSerializer, description="A new customer."),
+            200: OpenApiResponse(
+                RegistrationSerializer, description="An existing customer (matched or merged)."
+            ),
+            **ERRORS,
+        },
+    )
+    def post(self, request):
+        source = client_source(request)
+        form = CustomerRegistrationSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        record = IdentityRecord(
+            source=source,
+            card=data.get("card"),
+            phone=data.get("phone"),
+            email=data.get("email"),
+            external_ids=[(e["system"], e["id"]) for e in data.get("external_ids", ())],
+            data={name: data[name] for name in PERSONAL_FIELDS if name in data},
+        )
+        resolution = customer_resolve(record=record)
+        body = RegistrationSerializer(
+            {
+                "outcome": resolution.outcome,
+                "customer": resolution.customer,
+                "merged_ids": resolution.merged_ids,
+            }
+        ).data
+        created = resolution.outcome == Outcome.CREATED
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class CustomerDetailView(generics.GenericAPIView):
+    """One customer's card."""
+
+    scopes = scoped(GET="customers:read", PATCH="customers:write")
+    serializer_class = CustomerSerializer
+    queryset = Customer.objects.none()  # the schema's path ids
+    parser_classes = [StrictJSONParser]
+
+    @extend_schema(
+        summary="A customer's card",
+        responses={200: CustomerSerializer, **ERRORS, 404: NOT_FOUND},
+    )
+    def get(self, request, pk: int):
+        return Response(CustomerSerializer(customer_or_404(pk)).data)
+
+    @extend_schema(
+        summary="Change a customer's card",
+        description=(
+            'Only the fields sent change. Identifiers in any notation; `null` or `""` clears '
+            "one. A field whose current value came from a more trusted source than the "
+            "client's channel (admin > app/site/contact centre > POS) is kept and listed in "
+            "`kept_fields`. A phone, email or card another customer holds is refused with 409, "
+            "code `identifier_taken`, naming the field (not the customer); a replaced one "
+            "still finds this customer in lookups. Unknown fields are refused (400)."
+        ),
+        request=CustomerUpdateSerializer,
+        responses={
+            200: CustomerUpdateResultSerializer,
+            **ERRORS,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+    )
+    def patch(self, request, pk: int):
+        source = client_source(request)
+        customer_or_404(pk, load=False)
+        form = CustomerUpdateSerializer(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        try:
+            result = customer_update_from_channel(
+                customer_id=pk, data=form.validated_data, source=source
+            )
+        except Customer.DoesNotExist:
+            raise exceptions.NotFound() from None  # merged or deleted since the check
+        return Response(
+            CustomerUpdateResultSerializer(
+                {
+                    "customer": result.customer,
+                    "changed_fields": result.changed,
+                    "kept_fields": result.kept,
+                }
+            ).data
+        )
 
 
 class _Row:
