@@ -3,8 +3,11 @@
 A purchase's bonuses follow from its current state. Completed: it has spent `bonus_spent` and
 earned the accrual of its eligible amount at the percent of the customer's status on its date
 (counting it and the earlier purchases; kept from the first accrual, so a later recomputation
-of past statuses does not change it). Cancelled or returned: nothing. `PurchaseBonuses` compares
-that with what the ledger already holds for each purchase and posts the difference:
+of past statuses does not change it). Placed (an app or website order awaiting pick-up or
+delivery): it holds `bonus_spent`, redeemed at placement, and earns nothing until it is
+completed. Cancelled or returned: nothing (what a placed order held is refunded).
+`PurchaseBonuses` compares that with what the ledger already holds for each purchase and posts
+the difference:
 
 1. more spent than before: a redemption, checked against the available balance (a re-exported
    purchase only for its difference); refused: the purchase is rejected and nothing of it posted;
@@ -195,7 +198,9 @@ class PurchaseBonuses:
         earned = _net(mine, MovementKind.ACCRUAL, MovementKind.ACCRUAL_REVERSAL)
         spent = -_net(mine, MovementKind.REDEMPTION, MovementKind.REDEMPTION_REVERSAL)
         completed = state.status == Purchase.Status.COMPLETED
-        want_spent = state.spent if completed else ZERO
+        # A placed order's spend is held (redeemed when placed); its accrual waits for completion.
+        holds_spend = completed or state.status == Purchase.Status.PLACED
+        want_spent = state.spent if holds_spend else ZERO
         if want_spent > spent:
             # First, so a refusal leaves the book untouched.
             movement = book.redeem(

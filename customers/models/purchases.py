@@ -5,19 +5,36 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .base import MONEY, PurchaseType, Source
 from .catalogue import Product, Store
 from .people import Customer
 
+# The channels whose purchases are orders numbered by their channel (unique per channel): the
+# POS's are till sales, unique per store.
+ORDER_SOURCES = (Source.APP, Source.SITE, Source.CONTACT_CENTRE)
+
 
 class Purchase(models.Model):
-    """A purchase from any channel: a till sale, an app or website order."""
+    """A purchase from any channel: a till sale, an app or website order.
+
+    An app or website order is placed (awaiting pick-up or delivery; it holds the bonuses it
+    spends and counts for nothing else), then completed — through the API, or by the till sale
+    whose `order_ref` names it — or cancelled. Only completed purchases count for figures,
+    statuses, discounts and accruals.
+    """
 
     class Status(models.TextChoices):
+        PLACED = "placed", _("Placed, awaiting pick-up or delivery")
         COMPLETED = "completed", _("Completed")
         CANCELLED = "cancelled", _("Cancelled")
         RETURNED = "returned", _("Returned")
+
+    class Fulfilment(models.TextChoices):
+        # A context: "Delivery" alone is the ledger admin's (a delivery of a movement).
+        PICKUP = "pickup", pgettext_lazy("order fulfilment", "Pick-up in a store")
+        DELIVERY = "delivery", pgettext_lazy("order fulfilment", "Delivery")
 
     source = models.CharField(_("source system"), max_length=20, choices=Source.choices)
     # No single-column indexes on store and customer: (store, date) and (customer, date) below
@@ -57,6 +74,26 @@ class Purchase(models.Model):
     discount = models.DecimalField(_("discount"), **MONEY, default=Decimal("0.00"))
     bonus_spent = models.DecimalField(_("bonuses spent"), **MONEY, default=Decimal("0.00"))
     order_ref = models.CharField(_("app or website order"), max_length=64, blank=True)
+    # Orders only (empty for till sales); db_default: the POS import's COPY leaves them out.
+    fulfilment = models.CharField(
+        _("fulfilment"),
+        max_length=10,
+        choices=Fulfilment.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
+    till_purchase_id = models.CharField(
+        _("till sale"),
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_(
+            "The purchase id, in its store's POS export, of the till sale that completed this "
+            "order: a re-export of that sale updates the order."
+        ),
+    )
     # Digest of the purchase as last imported (fields, customer identifiers, lines): a re-exported
     # purchase with the same digest is unchanged and skipped without touching anything.
     import_digest = models.CharField(
@@ -79,6 +116,13 @@ class Purchase(models.Model):
                 fields=["source", "external_id"],
                 condition=models.Q(store__isnull=True),
                 name="purchase_unique_without_store",
+            ),
+            # An order number is its channel's, whatever store the order is picked up in; the
+            # index also finds the order a till sale's order_ref names.
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=models.Q(source__in=ORDER_SOURCES),
+                name="purchase_order_number_unique",
             ),
             models.CheckConstraint(condition=models.Q(total__gte=0), name="purchase_total_gte_0"),
             models.CheckConstraint(
