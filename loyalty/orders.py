@@ -1,0 +1,390 @@
+"""Orders from the app, the website, the contact centre and the till online: placed, completed,
+cancelled, returned (wholly or by lines).
+
+An order is a `Purchase` whose number (`external_id`) is its channel's. It is placed (awaiting
+pick-up or delivery: it holds the bonuses it spends and counts for nothing else), then completed
+— here, or by the till sale whose `order_ref` names it (`customers.pos_import`) — or cancelled.
+Each service is one transaction: the order and its lines change, then `purchase_bonuses_sync`
+posts what the new state calls for (the spend redeemed at placement, the accrual on completion,
+both reversed on cancel or return). A refusal leaves nothing written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Purchase, PurchaseLine, PurchaseType, Source, Store
+from customers.models.purchases import ORDER_SOURCES
+from customers.signals import purchases_changed
+
+from .bonus_rules import ZERO, BonusPolicy, round_money
+from .checkout import Quote, checkout_quote
+from .ledger_book import InsufficientBonus
+from .ledger_purchases import purchase_bonuses_sync
+
+Status = Purchase.Status
+Fulfilment = Purchase.Fulfilment
+
+# The purchase type of an order by how it reaches the customer (the reference list's codes; the
+# customers app's data migration creates them).
+RETAIL, PREORDER, DELIVERY = "retail", "preorder", "delivery"
+_TYPE_NAMES = {RETAIL: "Розничная продажа", PREORDER: "Предзаказ", DELIVERY: "Доставка"}
+
+
+class OrderConflict(Exception):
+    """The order's state (or another order) refuses the request: `code` is stable, `field` the
+    request field it concerns, if any."""
+
+    def __init__(self, message: str, *, code: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    qty: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class ReturnLine:
+    sku: str
+    qty: Decimal
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Purchase
+    quote: Quote  # what the order was priced at: the discount applied, the spend cap
+
+
+def order_place(
+    *,
+    customer_id: int,
+    number: str,
+    source: str,
+    lines: Sequence[OrderLine],
+    store_code: str | None = None,
+    delivery: bool = False,
+    bonus_to_spend: Decimal = ZERO,
+    status: str = Status.PLACED,
+    channel: str = "",
+    now: dt.datetime | None = None,
+) -> PlacedOrder:
+    """Place order `number` of channel `source` for a customer (or record a till's online sale,
+    `source` pos, already completed): priced by `checkout_quote` (the customer's current
+    discount), `bonus_to_spend` redeemed now within the quote's cap.
+
+    Raises ValidationError for bad input (naming the field: customer, store, lines.<i>.sku,
+    bonus_to_spend), OrderConflict when the balance does not cover the spend
+    (`insufficient_bonus`) or the channel already has an order with this number
+    (`order_exists`)."""
+    if status not in (Status.PLACED, Status.COMPLETED):
+        raise ValidationError({"status": _("An order is placed or completed.")}, code="invalid")
+    now = now or timezone.now()
+    with transaction.atomic():
+        store = _store(store_code) if store_code else None
+        if source == Source.POS:
+            if store is None:
+                raise ValidationError({"store": _("A till sale names its store.")}, code="required")
+            fulfilment, type_code = "", RETAIL
+        elif delivery:
+            if store is not None:
+                raise ValidationError(
+                    {"store": _("An order is picked up in a store or delivered, not both.")},
+                    code="invalid",
+                )
+            fulfilment, type_code = Fulfilment.DELIVERY, DELIVERY
+        else:
+            if store is None:
+                raise ValidationError(
+                    {"store": _("Give the pick-up store's code, or ask for delivery.")},
+                    code="required",
+                )
+            fulfilment, type_code = Fulfilment.PICKUP, PREORDER
+        if _number_taken(source, store, number):
+            raise _order_exists(number)
+        purchase_type = _purchase_type(type_code)
+        try:
+            quote = checkout_quote(
+                customer_id,
+                [(line.sku, line.qty, line.price) for line in lines],
+                on=timezone.localdate(now),
+                purchase_type_id=purchase_type.pk,
+            )
+        except ValidationError as error:
+            raise _api_field_names(error) from None
+        if bonus_to_spend > quote.max_spend_by_share:
+            raise ValidationError(
+                {
+                    "bonus_to_spend": _(
+                        "At most %(max)s bonuses may pay for this order (the rules' share of "
+                        "what it costs in products that accept bonuses)."
+                    )
+                    % {"max": quote.max_spend_by_share}
+                },
+                code="max_spend",
+            )
+        order = Purchase(
+            source=source,
+            store=store,
+            external_id=number,
+            customer_id=customer_id,
+            purchased_at=now,
+            purchase_date=timezone.localdate(now),
+            purchase_type=purchase_type,
+            status=status,
+            total=quote.total,
+            discount=quote.discount_amount,
+            bonus_spent=bonus_to_spend,
+            order_ref=number if source in ORDER_SOURCES else "",
+            fulfilment=fulfilment,
+        )
+        try:
+            with transaction.atomic():
+                order.save(force_insert=True)
+        except IntegrityError:
+            # A concurrent request with the same number (another Idempotency-Key) won.
+            if _number_taken(source, store, number):
+                raise _order_exists(number) from None
+            raise
+        PurchaseLine.objects.bulk_create(
+            [
+                PurchaseLine(
+                    purchase=order,
+                    product_id=line.product_id,
+                    qty=line.qty,
+                    price=line.price,
+                    amount=line.amount,
+                )
+                for line in quote.lines
+            ]
+        )
+        # The spend is checked against the balance under the account's lock; a refusal rolls
+        # the order back.
+        try:
+            purchase_bonuses_sync(order, channel=channel, field_name="bonus_to_spend")
+        except InsufficientBonus as error:
+            raise OrderConflict(
+                error.messages[0], code="insufficient_bonus", field="bonus_to_spend"
+            ) from None
+        if status == Status.COMPLETED:
+            _changed(order)
+    return PlacedOrder(order=order, quote=quote)
+
+
+def order_complete(
+    *,
+    order_id: int,
+    store_code: str | None = None,
+    channel: str = "",
+    now: dt.datetime | None = None,
+) -> Purchase:
+    """Complete a placed order (picked up or delivered) now, optionally in store `store_code`:
+    its held spend stays, its accrual is posted. Raises Purchase.DoesNotExist, OrderConflict
+    (`order_not_placed`), ValidationError (store)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != Status.PLACED:
+            raise _not_in(order, Status.PLACED, _("Only a placed order can be completed."))
+        fields = ["status", "purchased_at", "purchase_date", "updated_at"]
+        if store_code:
+            order.store = _store(store_code)
+            fields.append("store")
+        order.status = Status.COMPLETED
+        order.purchased_at = now
+        order.purchase_date = timezone.localdate(now)
+        order.save(update_fields=fields)
+        purchase_bonuses_sync(order, channel=channel)
+        _changed(order)
+    return order
+
+
+def order_cancel(*, order_id: int, channel: str = "") -> Purchase:
+    """Cancel a placed order: the bonuses it held are refunded. Raises Purchase.DoesNotExist,
+    OrderConflict (`order_not_placed`: a completed order is returned instead)."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != Status.PLACED:
+            raise _not_in(order, Status.PLACED, _("Only a placed order can be cancelled."))
+        order.status = Status.CANCELLED
+        order.save(update_fields=["status", "updated_at"])
+        purchase_bonuses_sync(order, channel=channel)
+    return order
+
+
+def order_return(
+    *, order_id: int, lines: Sequence[ReturnLine] | None = None, channel: str = ""
+) -> Purchase:
+    """Return a completed order (or any completed purchase): wholly without `lines`, else those
+    quantities of its products.
+
+    A partial return reduces the lines (a line returned whole goes), spreads the money discount
+    over what is kept in proportion, and keeps the share of the bonuses spent that the kept
+    eligible amount bears; the ledger then refunds the rest of the spend and reverses the accrual
+    in the same proportion. Returning every line is a whole return. Raises
+    Purchase.DoesNotExist, OrderConflict (`order_not_completed`), ValidationError naming
+    lines.<i>.sku / lines.<i>.qty."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != Status.COMPLETED:
+            raise _not_in(order, Status.COMPLETED, _("Only a completed order can be returned."))
+        if lines and not _return_lines(order, lines):
+            order.save(update_fields=["total", "discount", "bonus_spent", "updated_at"])
+        else:
+            order.status = Status.RETURNED
+            order.save(update_fields=["status", "updated_at"])
+        purchase_bonuses_sync(order, channel=channel)
+        _changed(order)
+    return order
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _return_lines(order: Purchase, returned: Sequence[ReturnLine]) -> bool:
+    """Takes the returned quantities off the order's lines; True when nothing is left (then the
+    lines are left as they were, for a whole return)."""
+    stored = list(order.lines.select_related("product").order_by("id"))
+    by_sku: dict[str, list[PurchaseLine]] = defaultdict(list)
+    for line in stored:
+        by_sku[line.product.sku].append(line)
+    wanted: dict[str, Decimal] = defaultdict(Decimal)
+    first_index: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for index, line in enumerate(returned):
+        if line.sku not in by_sku:
+            errors[f"lines.{index}.sku"] = _("The order has no line with this product.")
+            continue
+        wanted[line.sku] += line.qty
+        first_index.setdefault(line.sku, index)
+    for sku, qty in wanted.items():
+        held = sum((line.qty for line in by_sku[sku]), Decimal(0))
+        if qty > held:
+            errors[f"lines.{first_index[sku]}.qty"] = _(
+                "The order holds %(qty)s of this product."
+            ) % {"qty": held.normalize()}
+    if errors:
+        raise ValidationError(errors, code="invalid")
+    if all(
+        qty == sum((line.qty for line in by_sku[sku]), Decimal(0)) for sku, qty in wanted.items()
+    ) and set(wanted) == set(by_sku):
+        return True
+
+    policy = BonusPolicy.load()
+    old_subtotal = sum((line.amount for line in stored), ZERO)
+    old_eligible = policy.eligible_amount(_amounts(stored), order.discount)
+    old_total = order.total
+    gone, kept_changed = [], []
+    for sku, qty in wanted.items():
+        for line in reversed(by_sku[sku]):  # the last line of a product first
+            if not qty:
+                break
+            take = min(qty, line.qty)
+            qty -= take
+            line.qty -= take
+            if line.qty:
+                line.amount = round_money(line.qty * line.price)
+                kept_changed.append(line)
+            else:
+                gone.append(line.pk)
+    kept = [line for line in stored if line.pk not in gone]
+    if gone:
+        PurchaseLine.objects.filter(pk__in=gone).delete()
+    if kept_changed:
+        PurchaseLine.objects.bulk_update(kept_changed, ["qty", "amount"])
+
+    subtotal = sum((line.amount for line in kept), ZERO)
+    discount = round_money(order.discount * subtotal / old_subtotal) if old_subtotal else ZERO
+    order.discount = discount
+    order.total = max(subtotal - discount, ZERO)
+    # Bonuses pay for eligible lines: the spend kept is the kept eligible amount's share (the
+    # total's share when nothing was eligible, as a till may have allowed).
+    eligible = policy.eligible_amount(_amounts(kept), discount)
+    if old_eligible:
+        spent = round_money(order.bonus_spent * eligible / old_eligible)
+    elif old_total:
+        spent = round_money(order.bonus_spent * order.total / old_total)
+    else:
+        spent = ZERO
+    order.bonus_spent = min(spent, order.total)
+    return False
+
+
+def _amounts(lines: Sequence[PurchaseLine]) -> list[tuple[int, Decimal]]:
+    return [(line.product_id, line.amount) for line in lines]
+
+
+def _locked(order_id: int) -> Purchase:
+    return Purchase.objects.select_for_update(of=("self",)).get(pk=order_id)
+
+
+def _not_in(order: Purchase, wanted: str, message: str) -> OrderConflict:
+    code = "order_not_placed" if wanted == Status.PLACED else "order_not_completed"
+    return OrderConflict(
+        _("%(message)s This one is %(status)s.")
+        % {"message": message, "status": order.get_status_display().lower()},
+        code=code,
+        field="status",
+    )
+
+
+def _order_exists(number: str) -> OrderConflict:
+    return OrderConflict(
+        _("This channel already has an order numbered %(number)s.") % {"number": number},
+        code="order_exists",
+        field="number",
+    )
+
+
+def _number_taken(source: str, store: Store | None, number: str) -> bool:
+    taken = Purchase.objects.filter(source=source, external_id=number)
+    if source not in ORDER_SOURCES:
+        taken = taken.filter(store=store)  # till sales are numbered per store
+    return taken.exists()
+
+
+def _store(code: str) -> Store:
+    store = Store.objects.filter(code=code).first()
+    if store is None:
+        raise ValidationError({"store": _("No store with this code.")}, code="does_not_exist")
+    if not store.is_active:
+        raise ValidationError({"store": _("This store is closed.")}, code="inactive")
+    return store
+
+
+def _purchase_type(code: str) -> PurchaseType:
+    return PurchaseType.objects.get_or_create(code=code, defaults={"name": _TYPE_NAMES[code]})[0]
+
+
+def _api_field_names(error: ValidationError) -> ValidationError:
+    """The quote's "lines[0].product" as the API's dotted "lines.0.sku"."""
+    if not hasattr(error, "error_dict"):
+        return error
+    renamed = {}
+    for name, errors in error.error_dict.items():
+        if name.startswith("lines["):
+            index, _sep, rest = name[len("lines[") :].partition("]")
+            rest = rest.lstrip(".")
+            name = f"lines.{index}.{'sku' if rest == 'product' else rest}"
+        renamed[name] = errors
+    return ValidationError(renamed)
+
+
+def _changed(order: Purchase) -> None:
+    """Figures and statuses follow from completed purchases: recomputed once this commits."""
+    if order.customer_id is not None:
+        purchases_changed.send(sender=Purchase, customer_ids={order.customer_id})
