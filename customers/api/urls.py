@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import consents, family, views
+from . import consents, family, reservations, views
 
 urlpatterns = [
     path("customers/", views.CustomersView.as_view(), name="api-customer-lookup"),
@@ -15,5 +15,16 @@ urlpatterns = [
         "customers/<int:pk>/consents/",
         consents.ConsentsView.as_view(),
         name="api-customer-consents",
+    ),
+    path(
+        "customers/<int:pk>/reservations/",
+        reservations.CustomerReservationsView.as_view(),
+        name="api-customer-reservations",
+    ),
+    path("reservations/", reservations.ReservationCreateView.as_view(), name="api-reservations"),
+    path(
+        "reservations/<int:pk>/cancel/",
+        reservations.ReservationCancelView.as_view(),
+        name="api-reservation-cancel",
     ),
 ]
