@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -171,10 +173,17 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 def _has_offset(text: str) -> bool:
-    from django.utils.dateparse import parse_datetime
-
     try:
         parsed = parse_datetime(text.strip())
     except ValueError:
         return False
     return parsed is not None and parsed.tzinfo is not None
+
+
+def birth_date_check(value):
+    """A birth date from outside: not in the future, not before 1900 (a typo)."""
+    if value is not None and value > timezone.localdate():
+        raise serializers.ValidationError(_("A birth date cannot be in the future."), code="future")
+    if value is not None and value.year < 1900:
+        raise serializers.ValidationError(_("A birth date before 1900 is a typo."), code="too_old")
+    return value

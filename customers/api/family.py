@@ -1,6 +1,5 @@
 """A customer's family members: relatives without identifiers of their own."""
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, serializers, status
@@ -19,6 +18,7 @@ from .common import (
     REPLAYED,
     StrictJSONParser,
     StrictSerializer,
+    birth_date_check,
     check_id,
     client_source,
     customer_or_404,
@@ -40,15 +40,7 @@ class FamilyMemberInputSerializer(StrictSerializer):
     )
 
     def validate_birth_date(self, value):
-        if value is not None and value > timezone.localdate():
-            raise serializers.ValidationError(
-                _("A birth date cannot be in the future."), code="future"
-            )
-        if value is not None and value.year < 1900:
-            raise serializers.ValidationError(
-                _("A birth date before 1900 is a typo."), code="too_old"
-            )
-        return value
+        return birth_date_check(value)
 
 
 class FamilyView(generics.GenericAPIView):

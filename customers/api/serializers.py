@@ -1,11 +1,10 @@
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from customers.models import Customer, ExternalId, Sex
 from customers.normalize import normalize_card, normalize_email, normalize_phone
 
-from .common import StrictSerializer
+from .common import StrictSerializer, birth_date_check
 
 # The card's fields as the app and the site see them (the field sources and the merge flags are
 # the CRM's business).
@@ -76,15 +75,7 @@ class PersonalDataSerializer(StrictSerializer):
     )
 
     def validate_birth_date(self, value):
-        if value is not None and value > timezone.localdate():
-            raise serializers.ValidationError(
-                _("A birth date cannot be in the future."), code="future"
-            )
-        if value is not None and value.year < 1900:
-            raise serializers.ValidationError(
-                _("A birth date before 1900 is a typo."), code="too_old"
-            )
-        return value
+        return birth_date_check(value)
 
 
 class ExternalIdInputSerializer(StrictSerializer):
