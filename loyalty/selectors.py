@@ -9,6 +9,8 @@ from decimal import Decimal
 from django.db.models import (
     Count,
     DateTimeField,
+    F,
+    Min,
     OuterRef,
     Prefetch,
     QuerySet,
@@ -20,6 +22,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 
+from .discounts import DiscountOutlook, discount_outlook
 from .models import BonusAccount, BonusMovement, CustomerFigures, StatusChange
 from .recompute.common import stored_as_of
 
@@ -153,4 +156,144 @@ def bonus_overview(
         expiring=expiring or zero,
         expiring_before=before,
         movements=newest_bonus_movements(customer, movements) if movements else [],
+    )
+
+
+# --- the API's reads -------------------------------------------------------------------------
+
+
+def _expiring_first(customer_id, before: dt.datetime) -> Subquery:
+    """The earliest end of validity among the lots `_expiring_total` adds up."""
+    return Subquery(
+        BonusMovement.objects.filter(
+            customer_id=customer_id, remaining__gt=0, expires_at__lt=before
+        )
+        .order_by()
+        .values("customer_id")
+        .annotate(first=Min("expires_at"))
+        .values("first")
+    )
+
+
+@dataclass(frozen=True)
+class BonusBalance:
+    """A customer's bonuses (1 bonus = 1 rouble)."""
+
+    customer_id: int
+    available: Decimal
+    pending: Decimal
+    debt: Decimal
+    expiring: Decimal  # unspent bonuses whose validity ends before `expiring_before`
+    expiring_first_at: dt.datetime | None  # when the first of them expires
+    expiring_before: dt.datetime
+
+
+def bonus_balance(*, customer_id: int, now: dt.datetime | None = None) -> BonusBalance | None:
+    """The account's figures and what expires within EXPIRING_DAYS (the customer page's
+    computation), in one query; None when there is no such customer, zeros for a customer the
+    ledger never saw."""
+    before = (now or timezone.now()) + dt.timedelta(days=EXPIRING_DAYS)
+    row = (
+        Customer.objects.filter(pk=customer_id)
+        .annotate(
+            expiring=_expiring_total(OuterRef("pk"), before),
+            expiring_first_at=_expiring_first(OuterRef("pk"), before),
+        )
+        .values_list(
+            "bonus_account__balance",
+            "bonus_account__pending",
+            "bonus_account__debt",
+            "expiring",
+            "expiring_first_at",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    zero = Decimal("0.00")
+    available, pending, debt, expiring, first_at = row
+    return BonusBalance(
+        customer_id=customer_id,
+        available=available if available is not None else zero,
+        pending=pending if pending is not None else zero,
+        debt=debt if debt is not None else zero,
+        expiring=expiring if expiring is not None else zero,
+        expiring_first_at=first_at,
+        expiring_before=before,
+    )
+
+
+# What bonus_ledger_rows gives of each movement.
+LEDGER_ROW_FIELDS = (
+    "id",
+    "kind",
+    "amount",
+    "created_at",
+    "purchase_id",
+    "available_at",
+    "expires_at",
+    "remaining",
+    "reason",
+    "channel",
+)
+
+
+def bonus_ledger_rows(*, customer_id: int) -> QuerySet:
+    """A customer's movements as dicts (LEDGER_ROW_FIELDS and `purchase_number`, the purchase's
+    number in its source system, joined), unordered: the caller orders and pages them. Read
+    through the customer's index."""
+    return (
+        BonusMovement.objects.filter(customer_id=customer_id)
+        .order_by()
+        .values(*LEDGER_ROW_FIELDS, purchase_number=F("purchase__external_id"))
+    )
+
+
+@dataclass(frozen=True)
+class CustomerLoyalty:
+    """A customer's status, figures and scores as of the last whole-base run, and the discount
+    and next cumulative tier as of today (read from purchases: every channel's newest purchase
+    counts at once)."""
+
+    customer_id: int
+    figures: dict | None  # CustomerFigures' columns; None before the customer's first run
+    figures_as_of: dt.date | None
+    discount: DiscountOutlook
+
+
+# The CustomerFigures columns customer_loyalty reads.
+LOYALTY_FIGURES = (
+    "status",
+    "status_since",
+    "purchase_count",
+    "lifetime_total",
+    "average_check",
+    "frequency",
+    "first_purchase",
+    "last_purchase",
+    "r_score",
+    "f_score",
+    "m_score",
+)
+
+
+def customer_loyalty(*, customer_id: int, on: dt.date | None = None) -> CustomerLoyalty | None:
+    """Status, figures, RFM scores, current discount and next tier of a customer, or None when
+    there is no such customer. Five queries whatever the history's length: the customer with
+    its figures (one row), the figures' date, and discount_outlook's three."""
+    row = (
+        Customer.objects.filter(pk=customer_id)
+        .values("figures__pk", *(f"figures__{name}" for name in LOYALTY_FIGURES))
+        .first()
+    )
+    if row is None:
+        return None
+    figures = None
+    if row["figures__pk"] is not None:
+        figures = {name: row[f"figures__{name}"] for name in LOYALTY_FIGURES}
+    return CustomerLoyalty(
+        customer_id=customer_id,
+        figures=figures,
+        figures_as_of=figures_as_of(),
+        discount=discount_outlook(customer_id, on),
     )
