@@ -4,6 +4,14 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    # The API's request limits count in the cache: each test starts with none spent.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _english_admin(settings):
     # Tests assert on English messages; the Russian catalogue has its own test.
     settings.LANGUAGE_CODE = "en"

@@ -191,12 +191,13 @@ def parse_qty(value, field: str) -> Decimal:
         raise ValidationError({field: _("Not a number.")}, code="invalid") from None
     if not qty.is_finite():
         raise ValidationError({field: _("Not a number.")}, code="invalid")
+    # Bounds before rounding: quantize() cannot round a number this large (-1e30 included).
+    if qty <= 0:
+        raise ValidationError({field: _("Must be greater than zero.")}, code="min_value")
     if qty > MAX_QTY:
         raise ValidationError({field: _("Too large.")}, code="max_value")
     if qty != qty.quantize(QTY_PLACES):
         raise ValidationError({field: _("At most three decimal places.")}, code="precision")
-    if qty <= 0:
-        raise ValidationError({field: _("Must be greater than zero.")}, code="min_value")
     return qty.quantize(QTY_PLACES)
 
 
@@ -224,12 +225,12 @@ def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Dec
         try:
             qty = parse_qty(qty, f"{prefix}.qty")
         except ValidationError as error:
-            errors.update(error.message_dict)
+            errors.update(error.error_dict)  # keeps the codes (min_value, precision, ...)
             ok = False
         try:
             price = parse_amount(price, f"{prefix}.price", allow_zero=True)
         except ValidationError as error:
-            errors.update(error.message_dict)
+            errors.update(error.error_dict)  # keeps the codes (min_value, precision, ...)
             ok = False
         if ok:
             given.append((index, reference, qty, price))

@@ -9,3 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("pharmacrm.api.urls")),
 ]
+
+# JSON error bodies for the API's paths (a URL that matches no route, a server error).
+handler404 = "pharmacrm.api.errors.not_found"
+handler500 = "pharmacrm.api.errors.server_error"

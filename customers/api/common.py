@@ -4,18 +4,18 @@ URL, strict input (unknown fields and text PostgreSQL cannot store refused), awa
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
 
 from customers.models import Customer, MergeRecord, Source
 from pharmacrm.api.models import ApiClient
+
+# The strict parser lives with the API's shared parts; named here too for this app's views.
+from pharmacrm.api.parsers import StrictJSONParser  # noqa: F401
 from pharmacrm.api.schema import ERROR
 
 # Ids in URLs and bodies are bigints: anything larger names nothing (and must not reach the
@@ -100,37 +100,6 @@ def check_id(pk: int) -> int:
     if not 0 < pk <= MAX_ID:
         raise exceptions.NotFound()
     return pk
-
-
-def _unstorable(value: Any) -> bool:
-    """Text PostgreSQL cannot store or the renderer cannot write back: NUL characters and lone
-    surrogates (JSON's "\\ud800")."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unstorable(v) for v in value)
-    return False
-
-
-class StrictJSONParser(JSONParser):
-    """JSON whose text can be stored and echoed back in error messages; anything else is a 400
-    here rather than a server error in the database or the renderer."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        if _unstorable(data):
-            raise exceptions.ParseError(
-                _("The body holds characters that are not text (NUL or a lone surrogate).")
-            )
-        return data
 
 
 class StrictSerializer(serializers.Serializer):

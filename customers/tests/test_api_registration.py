@@ -188,8 +188,6 @@ def test_bad_registrations_answer_400_naming_the_field_and_write_nothing(site, b
     [
         b'{"phone": "+79123456789",',  # cut short
         b"\xff\xfe not json",
-        b'{"phone": "+79123456789", "first_name": "\\ud800"}',  # a lone surrogate
-        b'{"phone": "+79123456789", "first_name": "\\u0000"}',  # NUL
         b'{"phone": NaN}',
     ],
 )
@@ -198,6 +196,22 @@ def test_a_body_that_is_not_json_text_answers_400(site, raw):
 
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"phone": "+79123456789", "first_name": "\\ud800"}',  # a lone surrogate
+        b'{"phone": "+79123456789", "first_name": "\\u0000"}',  # NUL
+    ],
+)
+def test_text_that_cannot_be_stored_answers_400_naming_the_field(site, raw):
+    response = site.generic("POST", URL, raw, content_type="application/json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errors"]["first_name"][0]["code"] == "invalid_text"
     assert not Customer.objects.exists()
 
 

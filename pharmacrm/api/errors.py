@@ -91,3 +91,28 @@ def exception_handler(exc, context):
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         response.data = {"code": code, "message": str(detail), "errors": {}}
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: the API's error body under /api/ (a URL no route matches, such as an id that
+    is not a number), Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"code": "not_found", "message": _("Not found."), "errors": {}}, status=404
+        )
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: the API's error body under /api/ (the error itself is logged by Django)."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as page
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"code": "server_error", "message": _("Server error."), "errors": {}}, status=500
+        )
+    return page(request)

@@ -73,3 +73,21 @@ def test_the_request_limit_answers_429(api):
 def test_schema_and_docs_are_served_without_a_token():
     assert APIClient().get("/api/schema/").status_code == 200
     assert APIClient().get("/api/docs/").status_code == 200
+
+
+def test_a_method_a_view_does_not_handle_answers_405(api):
+    assert api("customers:read").put(LOOKUP, {}, format="json").status_code == 405
+
+
+def test_an_unknown_api_url_answers_the_json_error_body(api):
+    response = api("customers:read").get("/api/v1/customers/null,null/")
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Not found.", "errors": {}}
+
+
+def test_text_that_cannot_be_stored_is_a_400_naming_the_field(api):
+    from pharmacrm.api.parsers import unstorable
+
+    assert unstorable({"lines": [{"sku": "a\x00b"}]}) == "lines.0.sku"
+    assert unstorable({"name": "\ud800"}) == "name"
+    assert unstorable({"ok": ["fine", {"x": 1}]}) is None
