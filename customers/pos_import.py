@@ -36,6 +36,7 @@ from django.utils.translation import gettext as _
 from .identity import IdentityRecord, Outcome, personal_data_errors
 from .identity_batch import BatchResolver, identity_lock
 from .models import ImportIssue, ImportRun, Purchase, PurchaseLine, PurchaseType, Source, Store
+from .models.purchases import ORDER_SOURCES
 from .pos_xml import (
     PosFileError,
     PosPurchase,
@@ -74,14 +75,93 @@ class _Rejected:
     reason: str
 
 
-def match_order_refs(refs: set[str]) -> dict[str, Any]:
-    """Orders placed in the app or on the site that these till sales fulfil, by reference.
+@dataclass(frozen=True, slots=True)
+class OrderMatch:
+    """An app, website or contact-centre order a till sale completes (or completed before)."""
 
-    App and site orders arrive with the API: until then no reference matches, and each purchase
-    carrying one is imported as an ordinary purchase, keeps the reference and is reported as a
-    warning. The API issue fills this in (and completes the matched orders).
+    pk: int
+    customer_id: int | None
+    bonus_spent: Decimal  # what the order holds (redeemed when it was placed)
+    digest: str  # import digest of the till sale last applied to it ("" before any)
+    again: bool  # this very sale completed it before: a re-export of it
+
+
+def match_order_refs(
+    *, store_id: int, sales: Iterable[tuple[str, str]]
+) -> tuple[dict[str, OrderMatch], dict[str, str]]:
+    """The orders that till sales of store `store_id`, given as (purchase id, order_ref), complete:
+    ({purchase id: match}, {purchase id: why its reference completes nothing}).
+
+    The reference is the order's number in its channel (app, website, contact centre). A sale
+    matches the order it completed before (same store and till purchase id: a re-export, which
+    updates the order); otherwise the one order with that number that is placed, or completed
+    through the API with no till sale yet (the till's record then replaces the lines). An order
+    that is cancelled, returned, completed by another till sale, or whose number two channels
+    share, is not matched: the sale is imported as an ordinary purchase with a warning, as an
+    unknown reference is. The matched orders stay locked until the batch commits.
     """
-    return {}
+    sales = list(sales)
+    refs = {ref for _pid, ref in sales}
+    matches: dict[str, OrderMatch] = {}
+    problems: dict[str, str] = {}
+    if not refs:
+        return matches, problems
+    by_ref: dict[str, list[tuple]] = {}
+    rows = (
+        Purchase.objects.select_for_update(of=("self",))
+        .filter(source__in=ORDER_SOURCES, external_id__in=refs)
+        .order_by("pk")  # one lock order for concurrent imports
+        .values_list(
+            "pk",
+            "external_id",
+            "customer_id",
+            "status",
+            "store_id",
+            "till_purchase_id",
+            "bonus_spent",
+            "import_digest",
+        )
+    )
+    for row in rows:
+        by_ref.setdefault(row[1], []).append(row)
+    taken: dict[int, str] = {}  # order pk -> the sale of this batch that completes it
+    for pid, ref in sales:
+        orders = by_ref.get(ref, [])
+        mine = [o for o in orders if o[4] == store_id and o[5] == pid]
+        if mine:
+            pk, _ref, customer_id, _status, _store, _till, spent, digest = mine[0]
+            matches[pid] = OrderMatch(pk, customer_id, spent, digest, again=True)
+            taken[pk] = pid
+            continue
+        open_ = [
+            o
+            for o in orders
+            if not o[5]
+            and o[0] not in taken
+            and o[3] in (Purchase.Status.PLACED, Purchase.Status.COMPLETED)
+        ]
+        if len(open_) == 1:
+            pk, _ref, customer_id, _status, _store, _till, spent, digest = open_[0]
+            matches[pid] = OrderMatch(pk, customer_id, spent, digest, again=False)
+            taken[pk] = pid
+        elif len(open_) > 1:
+            problems[pid] = _(
+                "Order “%(ref)s” is ambiguous: several channels have an order with this number. "
+                "Imported as an ordinary purchase."
+            ) % {"ref": ref}
+        elif orders:
+            order = orders[0]
+            till = next((taken.get(o[0]) or o[5] for o in orders if taken.get(o[0]) or o[5]), "")
+            if till:
+                problems[pid] = _(
+                    "Order “%(ref)s” was completed by till sale %(sale)s: imported as an "
+                    "ordinary purchase."
+                ) % {"ref": ref, "sale": till}
+            else:
+                problems[pid] = _(
+                    "Order “%(ref)s” is %(status)s: imported as an ordinary purchase."
+                ) % {"ref": ref, "status": Purchase.Status(order[3]).label.lower()}
+    return matches, problems
 
 
 def purchase_digest(purchase: PosPurchase) -> str:
@@ -588,6 +668,15 @@ class _FileImporter:
                 self.store.pk, [p[0] for p in purchases]
             )
         }
+        # Sales naming an app or site order complete it rather than adding a purchase; a sale
+        # that completed one before finds it again (its re-export updates the order).
+        sales = [(p[0], p[3]) for p in purchases if p[3] and p[0] not in existing]
+        orders, order_problems = (
+            match_order_refs(store_id=self.store.pk, sales=sales) if sales else ({}, {})
+        )
+        for pid, match in orders.items():
+            if match.again:
+                existing[pid] = (match.pk, match.digest)
         todo = [p for p in purchases if existing.get(p[0], (None, None))[1] != p[4]]
         self.counts["unchanged"] += len(purchases) - len(todo)
         if not todo:
@@ -595,7 +684,11 @@ class _FileImporter:
 
         resolver = BatchResolver()
         moments: dict[str, dt.datetime] = {}
-        customer_ids = resolver.resolve([_identity_record(p, moments) for p in todo])
+        # An order keeps the customer who placed it: the till's card or phone on its sale is
+        # not resolved (and creates no customer).
+        customer_ids = resolver.resolve(
+            [None if p[0] in orders else _identity_record(p, moments) for p in todo]
+        )
         self.counts["customers_created"] += resolver.counts[Outcome.CREATED]
         self.counts["customers_matched"] += resolver.counts[Outcome.MATCHED]
         self.counts["customers_merged"] += resolver.counts["merged_customers"]
@@ -606,24 +699,26 @@ class _FileImporter:
         if missing:
             products.update(products_ensure_from_lines(missing))
 
-        refs = {p[3] for p in todo if p[3]}
-        orders = match_order_refs(refs) if refs else {}
         for p in todo:
-            if p[3] and p[3] not in orders:
+            if p[3] and p[0] not in orders:
                 self.warn(
                     p[0],
                     p[1],
                     "order_ref",
-                    _("Order “%(ref)s” is not known: imported as an ordinary purchase.")
+                    order_problems.get(p[0])
+                    or _("Order “%(ref)s” is not known: imported as an ordinary purchase.")
                     % {"ref": p[3]},
                 )
 
         now = timezone.now()
         new: list[tuple[tuple, int | None]] = []
         changed: list[tuple[int, tuple, int | None]] = []
+        completing: list[tuple[OrderMatch, tuple]] = []
         for p, customer_id in zip(todo, customer_ids, strict=True):
             stored = existing.get(p[0])
-            if stored is None:
+            if p[0] in orders:
+                completing.append((orders[p[0]], p))
+            elif stored is None:
                 new.append((p, customer_id))
             else:
                 changed.append((stored[0], p, customer_id))
@@ -635,23 +730,29 @@ class _FileImporter:
                 ids = self._create_purchases(new, now)
         if changed:
             self._update_purchases(changed, now)
+        if completing:
+            self._complete_orders(completing, now)
         records = [
             self._record(pk, p, customer_id, is_new=True)
             for pk, (p, customer_id) in zip(ids, new, strict=True)
         ]
         records += [self._record(pk, p, customer_id) for pk, p, customer_id in changed]
+        records += [
+            self._record(m.pk, p, m.customer_id, spent=_order_spend(m, p)) for m, p in completing
+        ]
         refused = run_purchase_hooks(records, channel=Source.POS)
         if refused:
             by_pk = {pk: p[0] for pk, (p, _c) in zip(ids, new, strict=True)}
             by_pk.update((pk, p[0]) for pk, p, _c in changed)
+            by_pk.update((m.pk, p[0]) for m, p in completing)
             raise _Refused({by_pk[pk]: reason for pk, reason in refused.items()})
         self.counts["created"] += len(new)
-        self.counts["updated"] += len(changed)
+        self.counts["updated"] += len(changed) + len(completing)
         # Figures and statuses follow from purchases: the loyalty app recomputes these
         # customers once the batch commits.
-        purchases_changed.send(
-            sender=_FileImporter, customer_ids={c for c in customer_ids if c is not None}
-        )
+        customers = {c for c in customer_ids if c is not None}
+        customers.update(m.customer_id for m, _p in completing if m.customer_id is not None)
+        purchases_changed.send(sender=_FileImporter, customer_ids=customers)
 
     def _save_counts(self) -> None:
         run = self.run
@@ -678,10 +779,17 @@ class _FileImporter:
         }
 
     def _record(
-        self, pk: int, purchase: tuple, customer_id: int | None, *, is_new: bool = False
+        self,
+        pk: int,
+        purchase: tuple,
+        customer_id: int | None,
+        *,
+        is_new: bool = False,
+        spent: Decimal | None = None,
     ) -> PurchaseRecord:
-        """The purchase as the purchase hooks (bonuses) see it."""
-        _id, at, day, status, _total, discount, spent, _ref, _digest = purchase[8].split("\t")
+        """The purchase as the purchase hooks (bonuses) see it (`spent`: an order's, when not
+        the till's figure)."""
+        _id, at, day, status, _total, discount, till_spent, _ref, _digest = purchase[8].split("\t")
         products = self.products
         return PurchaseRecord(
             ref=pk,
@@ -696,7 +804,7 @@ class _FileImporter:
                 for sku, _name, text in purchase[9]
             ],
             discount=Decimal(discount),
-            spent=Decimal(spent),
+            spent=Decimal(till_spent) if spent is None else spent,
             purchase_id=pk,
             is_new=is_new,
         )
@@ -759,6 +867,31 @@ class _FileImporter:
         )
         return [obj.pk for obj in objects]
 
+    def _complete_orders(self, completing: list[tuple[OrderMatch, tuple]], now: dt.datetime):
+        """Orders completed by till sales (or updated by their re-exports): the till's record
+        replaces the order's lines and amounts, the store is the till's; the order keeps its
+        number, channel, customer and the bonuses it holds."""
+        objects = []
+        for match, p in completing:
+            values = self._values(p, match.customer_id)
+            values["bonus_spent"] = _order_spend(match, p)
+            del values["order_ref"]  # the order's number already
+            objects.append(
+                Purchase(
+                    pk=match.pk,
+                    store_id=self.store.pk,
+                    till_purchase_id=p[0],
+                    updated_at=now,
+                    **values,
+                )
+            )
+        fields = [f.removesuffix("_id") for f in ROW_FIELDS if f != "order_ref"]
+        Purchase.objects.bulk_update(
+            objects, [*fields, "store", "till_purchase_id", "updated_at"], batch_size=500
+        )
+        PurchaseLine.objects.filter(purchase_id__in=[m.pk for m, _p in completing]).delete()
+        _create_lines((m.pk, self._lines(p)) for m, p in completing)
+
     def _update_purchases(self, changed: list[tuple[int, tuple, int | None]], now: dt.datetime):
         """A re-exported purchase (correction, return): its row updated, its lines replaced."""
         objects = [
@@ -770,6 +903,13 @@ class _FileImporter:
         )
         PurchaseLine.objects.filter(purchase_id__in=[pk for pk, _p, _c in changed]).delete()
         _create_lines((pk, self._lines(p)) for pk, p, _customer in changed)
+
+
+def _order_spend(match: OrderMatch, purchase: tuple) -> Decimal:
+    """The bonuses a till sale completing an order has spent: what the order holds, or the
+    till's figure when it is more (redeemed at the till on top; checked against the balance).
+    A till that does not repeat the order's online spend does not refund it."""
+    return max(match.bonus_spent, Decimal(purchase[8].split("\t")[6]))
 
 
 def _identity_record(purchase: tuple, moments: dict[str, dt.datetime]) -> IdentityRecord | None:
