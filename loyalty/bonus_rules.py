@@ -71,22 +71,24 @@ class BonusPolicy:
     birthday_amount: Decimal
 
     @classmethod
-    def load(cls) -> BonusPolicy:
+    def load(cls, products: Iterable[int] | None = None) -> BonusPolicy:
+        """The rules now. `products`: only these products' exclusions are read (a checkout's
+        basket), not the whole catalogue's (a batch of purchases)."""
         from customers.models import Product
 
         from .models import AccrualRate, BonusProductRule, BonusRules
 
         rules = BonusRules.objects.order_by("pk").first() or BonusRules()
         excluded = set()
+        product_rules = BonusProductRule.objects.order_by()
+        rx = Product.objects.filter(prescription_only=True).order_by()
+        if products is not None:
+            products = list(products)
+            product_rules = product_rules.filter(product_id__in=products)
+            rx = rx.filter(pk__in=products)
         if rules.exclude_prescription_only:
-            excluded.update(
-                Product.objects.filter(prescription_only=True)
-                .order_by()
-                .values_list("pk", flat=True)
-            )
-        for product_id, is_excluded in BonusProductRule.objects.order_by().values_list(
-            "product_id", "excluded"
-        ):
+            excluded.update(rx.values_list("pk", flat=True))
+        for product_id, is_excluded in product_rules.values_list("product_id", "excluded"):
             if is_excluded:
                 excluded.add(product_id)
             else:

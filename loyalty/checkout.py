@@ -129,7 +129,7 @@ def checkout_quote(
         raise ValidationError({"customer": _("No such customer.")}, code="invalid")
     balance, pending, debt = (value if value is not None else ZERO for value in row)
 
-    policy = policy or BonusPolicy.load()
+    policy = policy or BonusPolicy.load(products={line[0] for line in parsed})
     quote_lines = tuple(
         QuoteLine(
             product_id=product_id,
