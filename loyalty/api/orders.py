@@ -11,17 +11,17 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers.api.common import NOT_FOUND as CUSTOMER_NOT_FOUND
+from customers.api.common import check_id, client_source, customer_or_404
 from customers.models import Purchase, Source
 from loyalty import order_selectors, orders
 from loyalty.orders import OrderConflict, OrderLine, ReturnLine
 from pharmacrm.api.idempotency import HEADER, idempotent
-from pharmacrm.api.models import ApiClient
 from pharmacrm.api.pagination import PagePagination
 from pharmacrm.api.permissions import scoped
 from pharmacrm.api.schema import ERROR, ERRORS
 
 from .orders_serializers import (
-    MAX_ID,
     OrderCompleteSerializer,
     OrderCreateSerializer,
     OrderListQuerySerializer,
@@ -32,15 +32,7 @@ from .orders_serializers import (
     order_result_data,
 )
 
-# The channel an API client's orders come from.
-SOURCE_OF_KIND = {
-    ApiClient.Kind.APP: Source.APP,
-    ApiClient.Kind.SITE: Source.SITE,
-    ApiClient.Kind.POS: Source.POS,
-    ApiClient.Kind.CONTACT_CENTRE: Source.CONTACT_CENTRE,
-}
-
-NOT_FOUND = OpenApiResponse(ERROR, description="No such order (or customer).")
+ORDER_NOT_FOUND = OpenApiResponse(ERROR, description="No such order.")
 CONFLICT = OpenApiResponse(
     ERROR,
     description="The order's state refuses the call (`order_not_placed`, `order_not_completed`), "
@@ -89,12 +81,6 @@ def _answer(order_id: int, *, http_status: int = 200, placed=None) -> Response:
     return Response(OrderResultSerializer(data).data, status=http_status)
 
 
-def _order_id(value: int) -> int:
-    if not 0 < value <= MAX_ID:
-        raise Http404
-    return value
-
-
 class OrderCreateView(APIView):
     """Place an order (or record a till's online sale)."""
 
@@ -137,20 +123,7 @@ class OrderCreateView(APIView):
 
     @staticmethod
     def _place(request) -> Response:
-        client = request.user.client
-        source = SOURCE_OF_KIND.get(client.kind)
-        if source is None:
-            return Response(
-                {
-                    "code": "client_kind",
-                    "message": _(
-                        "Only the app, the website, the contact centre and the POS "
-                        "place orders: this API client is of another kind."
-                    ),
-                    "errors": {},
-                },
-                status=status.HTTP_403_FORBIDDEN,
-            )
+        source = client_source(request)  # 403 for a client of no channel
         body = OrderCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -179,10 +152,10 @@ class OrderDetailView(APIView):
     @extend_schema(
         summary="Read an order",
         description="Any purchase by id: an order from any channel, or a till sale.",
-        responses={200: OrderResultSerializer, 404: NOT_FOUND, **ERRORS},
+        responses={200: OrderResultSerializer, 404: ORDER_NOT_FOUND, **ERRORS},
     )
     def get(self, request, order_id: int):
-        if order_selectors.order_get(order_id=_order_id(order_id)) is None:
+        if order_selectors.order_get(order_id=check_id(order_id)) is None:
             raise Http404
         return _answer(order_id)
 
@@ -195,7 +168,7 @@ class _OrderAction(APIView):
     body_class = None
 
     def post(self, request, order_id: int):
-        order_id = _order_id(order_id)
+        order_id = check_id(order_id)
 
         def handle() -> Response:
             body = None
@@ -218,7 +191,7 @@ class _OrderAction(APIView):
 
 _ACTION_RESPONSES = {
     200: OrderResultSerializer,
-    404: NOT_FOUND,
+    404: ORDER_NOT_FOUND,
     409: CONFLICT,
     422: KEY_REUSED,
     **ERRORS,
@@ -318,7 +291,7 @@ class CustomerOrdersView(generics.ListAPIView):
             OpenApiParameter("status", str, enum=list(Purchase.Status.values)),
             OpenApiParameter("source", str, enum=list(Source.values)),
         ],
-        responses={200: OrderSerializer(many=True), 404: NOT_FOUND, **ERRORS},
+        responses={200: OrderSerializer(many=True), 404: CUSTOMER_NOT_FOUND, **ERRORS},
     )
     def get(self, request, customer_id: int):
         return super().get(request, customer_id)
@@ -326,10 +299,7 @@ class CustomerOrdersView(generics.ListAPIView):
     def list(self, request, customer_id: int):
         query = OrderListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        if not 0 < customer_id <= MAX_ID or not order_selectors.customer_exists(
-            customer_id=customer_id
-        ):
-            raise Http404
+        customer_or_404(customer_id, load=False)  # merged away: 404 customer_merged
         rows = order_selectors.customer_orders(
             customer_id=customer_id,
             status=query.validated_data.get("status"),

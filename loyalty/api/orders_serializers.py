@@ -8,11 +8,11 @@ from decimal import Decimal
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from customers.api.common import MAX_ID, StrictSerializer
 from customers.models import Purchase, Source
 from loyalty.discounts import AppliedDiscount
 from loyalty.order_selectors import Balance, OrderBonuses
 
-MAX_ID = 2**63 - 1
 MAX_LINES = 500
 PLACED, COMPLETED = Purchase.Status.PLACED.value, Purchase.Status.COMPLETED.value
 _printable = RegexValidator(r"^[^\x00-\x1f\x7f]*$", "Control characters are not allowed.")
@@ -25,7 +25,7 @@ def _money(**kwargs) -> serializers.DecimalField:
 # -- requests ----------------------------------------------------------------------------------
 
 
-class OrderLineInSerializer(serializers.Serializer):
+class OrderLineInSerializer(StrictSerializer):
     sku = serializers.CharField(max_length=64, validators=[_printable])
     qty = serializers.DecimalField(
         max_digits=10,
@@ -38,7 +38,7 @@ class OrderLineInSerializer(serializers.Serializer):
     )
 
 
-class OrderCreateSerializer(serializers.Serializer):
+class OrderCreateSerializer(StrictSerializer):
     customer = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="customer id")
     number = serializers.CharField(
         max_length=64,
@@ -69,7 +69,7 @@ class OrderCreateSerializer(serializers.Serializer):
     )
 
 
-class OrderCompleteSerializer(serializers.Serializer):
+class OrderCompleteSerializer(StrictSerializer):
     store = serializers.CharField(
         max_length=50,
         required=False,
@@ -79,12 +79,12 @@ class OrderCompleteSerializer(serializers.Serializer):
     )
 
 
-class ReturnLineSerializer(serializers.Serializer):
+class ReturnLineSerializer(StrictSerializer):
     sku = serializers.CharField(max_length=64, validators=[_printable])
     qty = serializers.DecimalField(max_digits=10, decimal_places=3, min_value=Decimal("0.001"))
 
 
-class OrderReturnSerializer(serializers.Serializer):
+class OrderReturnSerializer(StrictSerializer):
     lines = serializers.ListField(
         child=ReturnLineSerializer(),
         required=False,

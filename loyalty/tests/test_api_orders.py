@@ -210,6 +210,7 @@ def test_placing_without_an_idempotency_key_is_refused(app, customer):
         ({"bonus_to_spend": "1e400"}, "bonus_to_spend"),
         ({"bonus_to_spend": "120.01"}, "bonus_to_spend"),  # over 30 % of 400.00
         ({"status": "returned"}, "status"),
+        ({"bonus": "10.00"}, "bonus"),  # a misspelt field is not silently ignored
     ],
 )
 def test_bad_input_answers_400_naming_the_field_and_writes_nothing(app, customer, change, field):
@@ -293,7 +294,7 @@ def test_clients_without_the_scope_or_of_another_kind_cannot_place(client_of, cu
     assert post(reader, body(customer)).status_code == 403
     other = client_of("other")
     response = post(other, body(customer))
-    assert (response.status_code, response.json()["code"]) == (403, "client_kind")
+    assert (response.status_code, response.json()["code"]) == (403, "client_without_channel")
     assert written() == (0, 0, 0)
 
 
@@ -507,3 +508,15 @@ def test_the_schema_documents_the_order_endpoints_with_their_errors():
     listing = schema["paths"]["/api/v1/customers/{customer_id}/orders/"]["get"]
     assert {"200", "404"} <= set(listing["responses"])
     assert {"status", "source", "page", "page_size"} <= {p["name"] for p in listing["parameters"]}
+
+
+def test_the_list_of_a_merged_customer_names_the_survivor(app, customer):
+    from customers.merge import customer_merge
+
+    merged = CustomerFactory()
+    customer_merge(survivor=customer, merged=merged, reason="test")
+
+    response = app.get(f"/api/v1/customers/{merged.pk}/orders/")
+
+    assert (response.status_code, response.json()["code"]) == (404, "customer_merged")
+    assert str(customer.pk) in response.json()["message"]
