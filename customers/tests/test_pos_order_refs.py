@@ -273,3 +273,36 @@ def test_a_second_sale_naming_a_completed_order_is_an_ordinary_purchase(customer
     order.refresh_from_db()
     assert order.till_purchase_id == "1"
     assert Purchase.objects.get(source="pos").external_id == "2"
+
+
+def test_a_tills_online_sale_is_updated_by_its_export_not_duplicated(customer, pos_file):
+    online = order_place(
+        customer_id=customer.pk,
+        number="000123",
+        source=Source.POS,
+        store_code="A-017",
+        lines=[
+            OrderLine(NUROFEN["sku"], D("1"), D("289.00")),
+            OrderLine(MASK["sku"], D("2"), D("55.5")),
+        ],
+        bonus_to_spend=D("50.00"),
+        status="completed",
+    ).order
+
+    run = pos_file_import(path=pos_file([sale(ref=None)]))
+
+    assert (run.created, run.updated, run.warnings) == (0, 1, 0)
+    assert Purchase.objects.get() == online
+    online.refresh_from_db()
+    assert (online.total, online.bonus_spent, online.customer) == (
+        D("380.00"),
+        D("50.00"),
+        customer,
+    )
+    # 3 % of 400.00 − 50.00 online, then of 380.00 − 50.00 from the till's record.
+    assert kinds(online) == [
+        ("redemption", D("-50.00")),
+        ("accrual", D("10.50")),
+        ("accrual_reversal", D("-0.60")),
+    ]
+    assert ledger_differences() == []
