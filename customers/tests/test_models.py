@@ -126,10 +126,16 @@ def test_a_purchase_id_without_a_store_is_unique_per_source():
     customer = CustomerFactory()
     PurchaseFactory(source=Source.APP, store=None, external_id="A-1", customer=customer)
     PurchaseFactory(source=Source.SITE, store=None, external_id="A-1", customer=customer)
-    PurchaseFactory(source=Source.APP, store=StoreFactory(), external_id="A-1", customer=customer)
+    PurchaseFactory(source=Source.POS, store=StoreFactory(), external_id="A-1", customer=customer)
 
     _refused(
         lambda: PurchaseFactory(source=Source.APP, store=None, external_id="A-1", customer=customer)
+    )
+    # An app or website order number is its channel's, whatever store it is picked up in.
+    _refused(
+        lambda: PurchaseFactory(
+            source=Source.APP, store=StoreFactory(), external_id="A-1", customer=customer
+        )
     )
 
     assert Purchase.objects.filter(external_id="A-1").count() == 3
