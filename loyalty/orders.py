@@ -284,7 +284,7 @@ def _return_lines(order: Purchase, returned: Sequence[ReturnLine]) -> bool:
     ) and set(wanted) == set(by_sku):
         return True
 
-    policy = BonusPolicy.load()
+    policy = BonusPolicy.load(products=[line.product_id for line in stored])
     old_subtotal = sum((line.amount for line in stored), ZERO)
     old_eligible = policy.eligible_amount(_amounts(stored), order.discount)
     old_total = order.total
