@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+
+from pharmacrm.validation import field_error
 
 from . import status_rules
 
@@ -38,22 +39,20 @@ def parse_amount(value, field: str, *, allow_zero: bool = False) -> Decimal:
     """A money or bonus amount from user input: a decimal with at most two places, positive
     (or zero when allowed). Anything else raises ValidationError naming `field`."""
     if isinstance(value, float | bool):
-        raise ValidationError(
-            {field: _('Give the amount as a decimal string, e.g. "12.50".')}, code="invalid"
-        )
+        raise field_error(field, _('Give the amount as a decimal string, e.g. "12.50".'), "invalid")
     try:
         amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
     except (InvalidOperation, ValueError):
-        raise ValidationError({field: _("Not a number.")}, code="invalid") from None
+        raise field_error(field, _("Not a number."), "invalid") from None
     if not amount.is_finite():
-        raise ValidationError({field: _("Not a number.")}, code="invalid")
+        raise field_error(field, _("Not a number."), "invalid")
     if abs(amount) > MAX_AMOUNT:
-        raise ValidationError({field: _("Too large.")}, code="max_value")
+        raise field_error(field, _("Too large."), "max_value")
     if amount != amount.quantize(KOPECK):
-        raise ValidationError({field: _("At most two decimal places.")}, code="precision")
+        raise field_error(field, _("At most two decimal places."), "precision")
     if amount < 0 or (amount == 0 and not allow_zero):
         message = _("Must not be negative.") if allow_zero else _("Must be greater than zero.")
-        raise ValidationError({field: message}, code="min_value")
+        raise field_error(field, message, "min_value")
     return amount.quantize(KOPECK)
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer, Product
+from pharmacrm.validation import field_error
 
 from .bonus_rules import HUNDRED, ZERO, BonusPolicy, parse_amount, round_money
 from .discounts import AppliedDiscount, NextTier, discount_outlook
@@ -126,7 +127,7 @@ def checkout_quote(
         .first()
     )
     if row is None:
-        raise ValidationError({"customer": _("No such customer.")}, code="invalid")
+        raise field_error("customer", _("No such customer."), "invalid")
     balance, pending, debt = (value if value is not None else ZERO for value in row)
 
     policy = policy or BonusPolicy.load(products={line[0] for line in parsed})
@@ -182,29 +183,27 @@ def parse_qty(value, field: str) -> Decimal:
     """A quantity from input: a decimal > 0 with at most three places (a pack split into doses
     is 0.25, 1.5, ...). Anything else raises ValidationError naming `field`."""
     if isinstance(value, float | bool):
-        raise ValidationError(
-            {field: _('Give the quantity as a decimal string, e.g. "1.5".')}, code="invalid"
-        )
+        raise field_error(field, _('Give the quantity as a decimal string, e.g. "1.5".'), "invalid")
     try:
         qty = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationError({field: _("Not a number.")}, code="invalid") from None
+        raise field_error(field, _("Not a number."), "invalid") from None
     if not qty.is_finite():
-        raise ValidationError({field: _("Not a number.")}, code="invalid")
+        raise field_error(field, _("Not a number."), "invalid")
     # Bounds before rounding: quantize() cannot round a number this large (-1e30 included).
     if qty <= 0:
-        raise ValidationError({field: _("Must be greater than zero.")}, code="min_value")
+        raise field_error(field, _("Must be greater than zero."), "min_value")
     if qty > MAX_QTY:
-        raise ValidationError({field: _("Too large.")}, code="max_value")
+        raise field_error(field, _("Too large."), "max_value")
     if qty != qty.quantize(QTY_PLACES):
-        raise ValidationError({field: _("At most three decimal places.")}, code="precision")
+        raise field_error(field, _("At most three decimal places."), "precision")
     return qty.quantize(QTY_PLACES)
 
 
 def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Decimal]]:
     """(product id, SKU, qty, price) per line, or one ValidationError with every problem."""
     if isinstance(lines, str | bytes | Mapping):
-        raise ValidationError({"lines": _("Give a list of lines.")}, code="invalid")
+        raise field_error("lines", _("Give a list of lines."), "invalid")
     errors: dict[str, list] = {}
     given: list[tuple[int, int | str, Decimal, Decimal]] = []
     for index, line in enumerate(lines):
@@ -235,7 +234,7 @@ def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Dec
         if ok:
             given.append((index, reference, qty, price))
     if not given and not errors:
-        raise ValidationError({"lines": _("At least one line.")}, code="required")
+        raise field_error("lines", _("At least one line."), "required")
 
     # An id no product can have is simply not found (and never reaches the database).
     ids = {ref for _index, ref, _q, _p in given if isinstance(ref, int) and 0 < ref <= MAX_ID}

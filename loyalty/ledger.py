@@ -19,10 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from pharmacrm.validation import field_error
 
 from .bonus_rules import BonusPolicy, parse_amount
 from .ledger_book import Book, Debt, InsufficientBonus, Lot, NewMovement
@@ -390,9 +391,10 @@ def _replay(key: str, customer_id: int, kind: str, amount: Decimal) -> Posted | 
     if movement is None:
         return None
     if (movement.customer_id, movement.kind, movement.amount) != (customer_id, kind, amount):
-        raise ValidationError(
-            {"idempotency_key": _("This key was already used for a different movement.")},
-            code="idempotency_key_reused",
+        raise field_error(
+            "idempotency_key",
+            _("This key was already used for a different movement."),
+            "idempotency_key_reused",
         )
     account = BonusAccount.objects.get(customer_id=movement.customer_id)
     return _posted(movement, account, replayed=True)
@@ -403,7 +405,7 @@ def _key(key: str | None, field: str = "idempotency_key") -> str:
         return uuid.uuid4().hex
     key = str(key).strip()
     if not key or len(key) > BonusMovement._meta.get_field("idempotency_key").max_length:
-        raise ValidationError({field: _("Give a key of 1 to 120 characters.")}, code="invalid")
+        raise field_error(field, _("Give a key of 1 to 120 characters."), "invalid")
     return key
 
 
@@ -470,7 +472,7 @@ def bonus_adjust(
     available bonuses and leaves debt for what they do not cover."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": _("Give the reason for the adjustment.")}, code="required")
+        raise field_error("reason", _("Give the reason for the adjustment."), "required")
     if isinstance(amount, str) and amount.strip().startswith("-"):
         sign, amount = -1, amount.strip()[1:]
     elif isinstance(amount, Decimal | int) and not isinstance(amount, bool) and amount < 0:

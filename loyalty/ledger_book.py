@@ -37,13 +37,12 @@ class InsufficientBonus(ValidationError):
     def __init__(self, field_name: str, amount: Decimal, available: Decimal) -> None:
         self.amount = amount
         self.available = available
-        super().__init__(
-            {
-                field_name: _("Not enough bonuses: %(amount)s requested, %(available)s available.")
-                % {"amount": amount, "available": available}
-            },
-            code="insufficient_bonus",
-        )
+        message = _("Not enough bonuses: %(amount)s requested, %(available)s available.") % {
+            "amount": amount,
+            "available": available,
+        }
+        # The code on the inner error: Django drops a code given with a dict of messages.
+        super().__init__({field_name: ValidationError(message, code="insufficient_bonus")})
 
 
 @dataclass(slots=True, eq=False)

@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Purchase
 from customers.purchase_hooks import PurchaseRecord, natural_key, register_purchase_hook
+from pharmacrm.validation import field_error
 
 from .bonus_rules import BonusPolicy
 from .ledger import load_lots, open_books, write_books
@@ -104,9 +105,10 @@ class PurchaseBonuses:
         for state in sorted(states, key=lambda s: (s.purchased_at, str(s.ref))):
             if state.customer_id is None:
                 if state.spent:
-                    self.rejected[state.ref] = ValidationError(
-                        {self.field_name: _("Bonuses spent on a purchase without a customer.")},
-                        code="no_customer",
+                    self.rejected[state.ref] = field_error(
+                        self.field_name,
+                        _("Bonuses spent on a purchase without a customer."),
+                        "no_customer",
                     )
                 continue
             try:
@@ -329,10 +331,14 @@ def purchase_bonuses_sync(
 
 
 def _sync(purchase: Purchase, channel: str, user, field_name: str) -> Outcome:
-    batch = PurchaseBonuses(
-        channel=channel, user_id=getattr(user, "pk", None), field_name=field_name
-    )
     state = purchase_state(purchase)
+    batch = PurchaseBonuses(
+        # Only this purchase's products' exclusions: not the whole catalogue's per order.
+        policy=BonusPolicy.load(products={product_id for product_id, _amount in state.lines}),
+        channel=channel,
+        user_id=getattr(user, "pk", None),
+        field_name=field_name,
+    )
     batch.apply([state])
     if state.ref in batch.rejected:
         raise batch.rejected[state.ref]
