@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection
 from django.utils import timezone
+
+from pharmacrm.locks import try_advisory_lock
 
 from .ledger_jobs import JobResult, bonus_activate, bonus_birthdays, bonus_expire
 
@@ -47,21 +46,9 @@ class DailyOutcome:
         }
 
 
-@contextmanager
-def _daily_lock() -> Iterator[bool]:
-    """True when this process may run the daily jobs now (always, off PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [BONUS_DAILY_LOCK_KEY])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [BONUS_DAILY_LOCK_KEY])
+def _daily_lock():
+    """True when this process may run the daily jobs now."""
+    return try_advisory_lock(BONUS_DAILY_LOCK_KEY)
 
 
 def bonus_daily_run(*, now: dt.datetime | None = None) -> DailyOutcome | None:

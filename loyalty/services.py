@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
+
+from pharmacrm.locks import try_advisory_lock
 
 from . import status_rules
 from .models import StatusRun, StatusSettings
@@ -36,21 +37,9 @@ MAX_CATCH_UP_DAYS = 7
 WRITE_LOCK_KEY = 0x57A7_0002
 
 
-@contextmanager
-def _whole_base_lock() -> Iterator[bool]:
-    """pg_try_advisory_lock: True when this process may run a whole-base recomputation now."""
-    if not is_postgresql():
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RECOMPUTE_LOCK_KEY])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [RECOMPUTE_LOCK_KEY])
+def _whole_base_lock():
+    """True when this process may run a whole-base recomputation now."""
+    return try_advisory_lock(RECOMPUTE_LOCK_KEY)
 
 
 def _write_lock() -> None:
