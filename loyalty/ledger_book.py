@@ -202,17 +202,7 @@ class Book:
         """A redemption: refused (InsufficientBonus) unless the available balance covers it."""
         if amount > self.balance:
             raise InsufficientBonus(field_name, amount, self.balance)
-        movement = NewMovement(
-            customer_id=self.customer_id,
-            kind=MovementKind.REDEMPTION,
-            amount=-amount,
-            key=key,
-            created_at=now,
-            uncovered=amount,
-            **details,
-        )
-        self.new.append(movement)
-        debt = Debt(id=None, uncovered=amount, order=FAR + self._next(), movement=movement)
+        movement, debt = self._debit(MovementKind.REDEMPTION, amount, key, now, details)
         left = self._take(debt, self._available_lots())
         if left:  # the cached balance promised more than the lots hold
             raise RuntimeError(f"account {self.customer_id}: lots short of the balance by {left}")
@@ -224,17 +214,7 @@ class Book:
     ) -> NewMovement:
         """A debit that may leave debt: an accrual taken back, a negative adjustment. Takes the
         purchase's own lots first (pending or not), then available lots; the rest is debt."""
-        movement = NewMovement(
-            customer_id=self.customer_id,
-            kind=kind,
-            amount=-amount,
-            key=key,
-            created_at=now,
-            uncovered=amount,
-            **details,
-        )
-        self.new.append(movement)
-        debt = Debt(id=None, uncovered=amount, order=FAR + self._next(), movement=movement)
+        movement, debt = self._debit(kind, amount, key, now, details)
         lots = self._ensure_lots()
         own = [] if purchase is None else [lot for lot in lots if lot.purchase == purchase]
         own.sort(key=lambda lot: (lot.expires_at, lot.order))
@@ -277,6 +257,22 @@ class Book:
                 break
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _debit(self, kind, amount, key, now, details) -> tuple[NewMovement, Debt]:
+        """A new debit of `amount`, all of it uncovered until lots are taken for it."""
+        movement = NewMovement(
+            customer_id=self.customer_id,
+            kind=kind,
+            amount=-amount,
+            key=key,
+            created_at=now,
+            uncovered=amount,
+            **details,
+        )
+        self.new.append(movement)
+        return movement, Debt(
+            id=None, uncovered=amount, order=FAR + self._next(), movement=movement
+        )
 
     def _next(self) -> int:
         self._seq += 1

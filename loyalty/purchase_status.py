@@ -101,14 +101,7 @@ def _months(ids: list[int], since: dt.date, until: dt.date) -> dict[int, History
             for customer_id, first, months in cursor.fetchall():
                 found[customer_id] = History(first, set(months or ()))
         return found
-    rows = (
-        Purchase.objects.filter(
-            customer_id__in=ids, status=Purchase.Status.COMPLETED, purchase_date__lte=until
-        )
-        .values_list("customer_id", "purchase_date")
-        .order_by()
-    )
-    for customer_id, day in rows:
+    for customer_id, day in _completed_days(ids, until):
         history = found.get(customer_id)
         if history is None:
             history = found[customer_id] = History(day)
@@ -121,18 +114,22 @@ def _months(ids: list[int], since: dt.date, until: dt.date) -> dict[int, History
 
 def _days(ids: list[int], until: dt.date) -> dict[int, History]:
     days: dict[int, set[int]] = defaultdict(set)
-    rows = (
+    for customer_id, day in _completed_days(ids, until):
+        days[customer_id].add(day.toordinal())
+    return {
+        c: History(dt.date.fromordinal(min(found)), days=sorted(found)) for c, found in days.items()
+    }
+
+
+def _completed_days(ids: list[int], until: dt.date):
+    """(customer id, purchase date) of the customers' completed purchases up to `until`."""
+    return (
         Purchase.objects.filter(
             customer_id__in=ids, status=Purchase.Status.COMPLETED, purchase_date__lte=until
         )
         .values_list("customer_id", "purchase_date")
         .order_by()
     )
-    for customer_id, day in rows:
-        days[customer_id].add(day.toordinal())
-    return {
-        c: History(dt.date.fromordinal(min(found)), days=sorted(found)) for c, found in days.items()
-    }
 
 
 def _replayed(days: list[int], day: dt.date, th: Thresholds) -> str:
