@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import ApiClient, Scope
 
@@ -38,7 +39,9 @@ class ApiClientAdmin(admin.ModelAdmin):
         unknown = sorted(set(obj.scopes) - set(Scope.values))
         if unknown:
             obj.scopes = [s for s in obj.scopes if s in Scope.values]
-            messages.warning(request, _("Unknown scopes dropped: %s") % ", ".join(unknown))
+            messages.warning(
+                request, _("Unknown scopes dropped: %(scopes)s") % {"scopes": ", ".join(unknown)}
+            )
         key = None
         if not change:
             key = obj.new_key()
@@ -52,9 +55,15 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke the selected clients' tokens"))
     def revoke(self, request, queryset) -> None:
+        count = 0
         for client in queryset:
             client.revoke()
-        messages.success(request, _("%(count)s clients revoked.") % {"count": queryset.count()})
+            count += 1
+        messages.success(
+            request,
+            ngettext("%(count)s client revoked.", "%(count)s clients revoked.", count)
+            % {"count": count},
+        )
 
     @admin.action(description=_("Issue new tokens for the selected clients"))
     def rotate(self, request, queryset) -> None:
