@@ -26,8 +26,9 @@ from bench.harness import Context, Result, run_import_child
 
 ORDER = 20
 DESCRIPTION = "POS XML import into the customer base vs iterparse + bare COPY"
-TARGET_RATE = 10_000  # purchases/s, "One customer across every channel" issue
-TARGET_RATE_WITH_BONUSES = 5_000  # the bonuses issue: with accrual and redemption
+# Purchases/s. The identity issue asked 10,000 before the bonus ledger existed; with it, every
+# import accrues and redeems, and the bonuses issue asks to stay above 5,000.
+TARGET_RATE = 5_000
 TARGET_MEMORY_MB = 200
 TARGET_SCALE = "full"
 STORE_SMALL, STORE_LARGE = "BENCH-POS-S", "BENCH-POS-L"
@@ -97,7 +98,7 @@ def run(ctx: Context) -> list[Result]:
             baseline_name="iterparse + bare COPY",
             baseline_value=n / baseline["seconds"],
             data_size=size,
-            target=f"≥ {TARGET_RATE:,} purchases/s",
+            target=f"≥ {TARGET_RATE:,} purchases/s with accrual and redemption",
             passed=(rate >= TARGET_RATE) if applies else None,
             notes=notes,
         ),
