@@ -361,9 +361,7 @@ def _seed_balances() -> None:
 
 
 def _empty_ledger(cursor) -> None:
-    cursor.execute(
-        "TRUNCATE loyalty_bonusconsumption, loyalty_bonusmovement, loyalty_bonusaccount"
-    )
+    cursor.execute("TRUNCATE loyalty_bonusconsumption, loyalty_bonusmovement, loyalty_bonusaccount")
 
 
 def _delete_customers_above(cursor, max_customer: int) -> None:
