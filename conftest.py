@@ -61,8 +61,10 @@ def api(db):
 
     from pharmacrm.api.models import ApiClient
 
-    def make(*scopes: str, name: str | None = None) -> APIClient:
-        row = ApiClient(name=name or f"test-{ApiClient.objects.count() + 1}", scopes=list(scopes))
+    def make(*scopes: str, name: str | None = None, kind: str = "other") -> APIClient:
+        row = ApiClient(
+            name=name or f"test-{ApiClient.objects.count() + 1}", scopes=list(scopes), kind=kind
+        )
         key = row.new_key()
         row.save()
         client = APIClient()
@@ -70,5 +72,16 @@ def api(db):
         client.client_row = row
         client.token = key
         return client
+
+    return make
+
+
+@pytest.fixture
+def channel(api):
+    """`channel(kind, *scopes)`: an API client of that kind (app, site, pos, contact_centre):
+    the channel its writes are recorded under."""
+
+    def make(kind: str, *scopes: str):
+        return api(*scopes, kind=kind)
 
     return make

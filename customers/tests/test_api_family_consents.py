@@ -13,19 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def channel(api):
-    """`channel(kind, *scopes)`: an API client of that kind (app, site, pos, contact_centre)."""
-
-    def make(kind: str, *scopes: str):
-        client = api(*scopes)
-        client.client_row.kind = kind
-        client.client_row.save(update_fields=["kind"])
-        return client
-
-    return make
-
-
-@pytest.fixture
 def app(channel):
     return channel("app", "customers:read", "customers:write")
 

@@ -16,19 +16,6 @@ URL = "/api/v1/customers/"
 
 
 @pytest.fixture
-def channel(api):
-    """`channel(kind, *scopes)`: an API client of that kind (app, site, pos, contact_centre)."""
-
-    def make(kind: str, *scopes: str):
-        client = api(*scopes)
-        client.client_row.kind = kind
-        client.client_row.save(update_fields=["kind"])
-        return client
-
-    return make
-
-
-@pytest.fixture
 def site(channel):
     return channel("site", "customers:read", "customers:write")
 
