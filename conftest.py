@@ -85,3 +85,19 @@ def channel(api):
         return api(*scopes, kind=kind)
 
     return make
+
+
+@pytest.fixture
+def marketer_client(client, db):
+    """The test client logged in as a member of "Marketers"."""
+    from customers.tests.factories import staff_client
+
+    return staff_client(client, "Marketers")
+
+
+@pytest.fixture
+def manager_client(client, db):
+    """The test client logged in as a member of "Managers"."""
+    from customers.tests.factories import staff_client
+
+    return staff_client(client, "Managers")

@@ -127,3 +127,14 @@ class ReservationFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     quantity = Decimal("1")
     pickup_deadline = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=2))
+
+
+def staff_client(client, group: str):
+    """`client` logged in as a new staff user of group `group` ("Marketers", "Managers")."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client.force_login(user)
+    client.user = user
+    return client

@@ -2,7 +2,6 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -43,24 +42,6 @@ ADD = "admin:customers_customer_add"
 
 def change_url(customer: Customer) -> str:
     return reverse("admin:customers_customer_change", args=[customer.pk])
-
-
-def staff_client(client, group: str):
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client.force_login(user)
-    client.user = user
-    return client
-
-
-@pytest.fixture
-def marketer_client(client):
-    return staff_client(client, "Marketers")
-
-
-@pytest.fixture
-def manager_client(client):
-    return staff_client(client, "Managers")
 
 
 def listed(client, **params) -> set[int]:

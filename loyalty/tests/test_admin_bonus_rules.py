@@ -6,13 +6,12 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from customers.models import Customer
-from customers.tests.factories import CustomerFactory, ProductFactory, StoreFactory
+from customers.tests.factories import CustomerFactory, ProductFactory, StoreFactory, staff_client
 from loyalty.models import (
     AccrualRate,
     BonusDiscountType,
@@ -27,24 +26,6 @@ pytestmark = pytest.mark.django_db
 
 D = Decimal
 RULES = reverse("admin:loyalty_bonusrules_change", args=[1])
-
-
-def staff_client(client, group: str):
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client.force_login(user)
-    client.user = user
-    return client
-
-
-@pytest.fixture
-def marketer_client(client):
-    return staff_client(client, "Marketers")
-
-
-@pytest.fixture
-def manager_client(client):
-    return staff_client(client, "Managers")
 
 
 def form_data(client, url: str, **fields) -> dict[str, str]:

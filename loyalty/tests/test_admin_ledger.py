@@ -6,13 +6,13 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.tests.factories import CustomerFactory, ProductFactory
+from customers.tests.factories import CustomerFactory, ProductFactory, staff_client
 from customers.timeline import customer_timeline
 from loyalty.ledger import bonus_adjust, bonus_grant, bonus_redeem
 from loyalty.ledger_check import ledger_differences
@@ -22,24 +22,6 @@ from loyalty.tests.factories import bonus_purchase
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-
-
-def staff_client(client, group: str):
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client.force_login(user)
-    client.user = user
-    return client
-
-
-@pytest.fixture
-def marketer_client(client):
-    return staff_client(client, "Marketers")
-
-
-@pytest.fixture
-def manager_client(client):
-    return staff_client(client, "Managers")
 
 
 def account(customer) -> tuple[Decimal, Decimal, Decimal]:
