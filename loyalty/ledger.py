@@ -2,9 +2,9 @@
 
 Each service locks the customer's account row (`open_books`), checks the idempotency key, lets a
 `ledger_book.Book` work out the rows, and writes them with the account in the same transaction
-(`write_books`). The checkout redemption on PostgreSQL is the hot path: one CTE inserts the keyed
-movement and takes the amount from the balance only if it covers it (the CHECK on the balance
-backs it), then one statement consumes the lots soonest-expiring first.
+(`write_books`). The checkout redemption on PostgreSQL is the hot path: one call of a database
+function (migration 0009) inserts the keyed movement, takes the amount from the balance only if it
+covers it (the CHECK on the balance backs it), then consumes the lots soonest-expiring first.
 
 Everything that changes a customer's lots locks the account row first, in customer-id order for
 many accounts, so a statement that reads lots after taking the lock sees every earlier change.
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -511,44 +511,15 @@ def bonus_adjust(
         return _posted(movement, book, replayed=False)
 
 
-REDEEM_SQL = f"""
-WITH ins AS (
-    INSERT INTO {MOVEMENTS} (customer_id, kind, amount, idempotency_key, purchase_id,
-        campaign_ref, created_at, created_by_id, channel, reason, is_pending, uncovered, status)
-    VALUES (%(customer)s, 'redemption', -%(amount)s, %(key)s, %(purchase)s, '', %(now)s,
-        %(user)s, %(channel)s, %(reason)s, false, 0, '')
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-), upd AS (
-    UPDATE {ACCOUNTS} a SET balance = a.balance - %(amount)s, updated_at = %(now)s
-    FROM ins WHERE a.customer_id = %(customer)s AND a.balance >= %(amount)s
-    RETURNING a.balance, a.pending, a.debt
+# The checkout redemption on PostgreSQL: one call of the function migration 0009 defines (keyed
+# insert, conditional balance update, then the soonest-expiring lots consumed, each statement with
+# a fresh snapshot once the account row is locked). A refusal raises REFUSED with the available
+# balance as its detail; a replayed key returns no row.
+REDEEM_SQL = (
+    "SELECT * FROM loyalty_bonus_redeem(%(customer)s, %(amount)s, %(key)s, %(purchase)s, "
+    "%(now)s, %(user)s, %(channel)s, %(reason)s)"
 )
-SELECT ins.id, upd.balance, upd.pending, upd.debt,
-    (SELECT balance FROM {ACCOUNTS} WHERE customer_id = %(customer)s)
-FROM ins LEFT JOIN upd ON true
-"""
-
-# Runs after REDEEM_SQL in the same transaction: the account row is locked, so this statement's
-# snapshot holds every earlier change of the customer's lots.
-CONSUME_SQL = f"""
-WITH lots AS (
-    SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires_at, id) AS upto
-    FROM {MOVEMENTS}
-    WHERE customer_id = %(customer)s AND remaining > 0 AND NOT is_pending
-), take AS (
-    SELECT id, LEAST(remaining, %(amount)s - (upto - remaining)) AS amount
-    FROM lots WHERE upto - remaining < %(amount)s
-), upd AS (
-    UPDATE {MOVEMENTS} m SET remaining = m.remaining - take.amount
-    FROM take WHERE m.id = take.id
-    RETURNING take.amount
-), ins AS (
-    INSERT INTO {CONSUMPTIONS} (debit_id, credit_id, amount, created_at)
-    SELECT %(debit)s, id, amount, %(now)s FROM take
-)
-SELECT COALESCE(SUM(amount), 0) FROM upd
-"""
+REFUSED = "PB001"
 
 
 def bonus_redeem(
@@ -596,21 +567,19 @@ def bonus_redeem(
         "channel": channel,
         "reason": reason,
     }
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(REDEEM_SQL, params)
-        row = cursor.fetchone()
-        if row is None:  # the key was posted before: a retried request
-            replay = _replay(key, customer_id, MovementKind.REDEMPTION, -amount)
-            if replay is None:  # pragma: no cover - the conflicting row is committed
-                raise RuntimeError(f"key {key} conflicted but is not found")
-            return replay
-        debit, balance, pending, debt, available = row
-        if balance is None:
-            raise InsufficientBonus(field_name, amount, available or ZERO)
-        cursor.execute(CONSUME_SQL, {**params, "debit": debit})
-        (consumed,) = cursor.fetchone()
-        if consumed != amount:
-            raise RuntimeError(
-                f"account {customer_id}: lots short of the balance by {amount - consumed}"
-            )
-        return Posted(debit, MovementKind.REDEMPTION, -amount, False, balance, pending, debt)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(REDEEM_SQL, params)
+            row = cursor.fetchone()
+    except DatabaseError as error:
+        cause = error.__cause__
+        if getattr(cause, "pgcode", None) != REFUSED:
+            raise
+        raise InsufficientBonus(field_name, amount, Decimal(cause.diag.message_detail)) from None
+    if row is None:  # the key was posted before: a retried request
+        replay = _replay(key, customer_id, MovementKind.REDEMPTION, -amount)
+        if replay is None:  # pragma: no cover - the conflicting row is committed
+            raise RuntimeError(f"key {key} conflicted but is not found")
+        return replay
+    debit, balance, pending, debt = row
+    return Posted(debit, MovementKind.REDEMPTION, -amount, False, balance, pending, debt)
