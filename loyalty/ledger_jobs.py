@@ -9,9 +9,11 @@ keyed by customer and day or year.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -94,13 +96,21 @@ SELECT COUNT(*), COALESCE(-SUM(amount), 0) FROM debits
 """
 
 
-def bonus_expire(now: dt.datetime | None = None, chunk: int = CHUNK) -> JobResult:
+def bonus_expire(
+    now: dt.datetime | None = None, chunk: int = CHUNK, connections: int | None = None
+) -> JobResult:
     """Every lot whose validity ended loses what is left of it: one expiry movement per
     account and day, recording the lots it took. What was spent is gone from the lots already,
-    so it never expires."""
+    so it never expires.
+
+    On PostgreSQL the chunks (disjoint sets of accounts) run on `connections` database
+    connections at once (settings.BONUS_JOB_CONNECTIONS, default 2), each chunk its own
+    transaction, when there is more than one chunk and no transaction is open around the job
+    (a worker's connection cannot see an uncommitted outer transaction)."""
     now = now or timezone.now()
     day = timezone.localdate(now).isoformat()
-    result = JobResult()
+    if connections is None:
+        connections = getattr(settings, "BONUS_JOB_CONNECTIONS", 2)
     ids = sorted(
         set(
             BonusMovement.objects.filter(
@@ -108,22 +118,49 @@ def bonus_expire(now: dt.datetime | None = None, chunk: int = CHUNK) -> JobResul
             ).values_list("customer_id", flat=True)
         )
     )
-    for part in _chunks(ids, chunk):
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"SELECT 1 FROM {ACCOUNTS} WHERE customer_id = ANY(%s) "
-                        "ORDER BY customer_id FOR UPDATE",
-                        [part],
-                    )
-                    cursor.execute(EXPIRE_SQL, {"ids": part, "now": now, "day": day})
-                    accounts, amount = cursor.fetchone()
-            else:
-                accounts, amount = _expire_generic(part, now, day)
+    parts = list(_chunks(ids, chunk))
+    parallel = (
+        connection.vendor == "postgresql"
+        and connections > 1
+        and len(parts) > 1
+        and not connection.in_atomic_block
+    )
+    if parallel:
+        with ThreadPoolExecutor(min(connections, len(parts))) as pool:
+            done = list(
+                pool.map(lambda part: _in_own_connection(_expire_part, part, now, day), parts)
+            )
+    else:
+        done = [_expire_part(part, now, day) for part in parts]
+    result = JobResult()
+    for accounts, amount in done:
         result.accounts += accounts
         result.amount += amount
     return result
+
+
+def _in_own_connection(function, *args):
+    """Runs `function` in a worker thread, on that thread's own database connection, closed
+    when it is done."""
+    try:
+        return function(*args)
+    finally:
+        connection.close()
+
+
+def _expire_part(part: list[int], now: dt.datetime, day: str) -> tuple[int, Decimal]:
+    with transaction.atomic():
+        if connection.vendor != "postgresql":
+            return _expire_generic(part, now, day)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")  # compiling the plan costs more than it saves
+            cursor.execute(
+                f"SELECT 1 FROM {ACCOUNTS} WHERE customer_id = ANY(%s) "
+                "ORDER BY customer_id FOR UPDATE",
+                [part],
+            )
+            cursor.execute(EXPIRE_SQL, {"ids": part, "now": now, "day": day})
+            return cursor.fetchone()
 
 
 def _expire_generic(ids: list[int], now: dt.datetime, day: str) -> tuple[int, Decimal]:

@@ -209,16 +209,23 @@ class BonusMovement(models.Model):
     (debits) are the bookkeeping of what was consumed, checked against BonusConsumption."""
 
     id = models.BigAutoField(primary_key=True)
+    # In the database (PostgreSQL) this column references the customer's *account*
+    # (migration 0010), which references the customer: every writer holds the account row
+    # locked already, so the check costs no lock of its own, where a reference to the customer
+    # would lock (and dirty) the customer row for each movement posted.
     customer = models.ForeignKey(
         Customer,
         on_delete=models.PROTECT,
         db_index=False,
+        db_constraint=False,
         related_name="bonus_movements",
         verbose_name=_("customer"),
     )
     kind = models.CharField(_("kind"), max_length=20, choices=MovementKind.choices)
     amount = models.DecimalField(_("amount"), **BONUS, help_text=_("Credit > 0, debit < 0."))
-    idempotency_key = models.CharField(_("idempotency key"), max_length=120, unique=True)
+    # Unique through a constraint (below), not unique=True: that adds a second, pattern-ops
+    # index nothing reads.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=120)
     purchase = models.ForeignKey(
         Purchase,
         on_delete=models.PROTECT,
@@ -240,6 +247,7 @@ class BonusMovement(models.Model):
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,  # partial index below: most movements are the system's
         related_name="+",
         verbose_name=_("posted by"),
     )
@@ -267,6 +275,7 @@ class BonusMovement(models.Model):
         verbose_name_plural = _("bonus movements")
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="bonus_mv_key_unique"),
             models.CheckConstraint(
                 condition=~models.Q(amount=0), name="bonus_movement_amount_not_0"
             ),
@@ -316,6 +325,11 @@ class BonusMovement(models.Model):
                 fields=["customer", "created_at"],
                 condition=models.Q(uncovered__gt=0),
                 name="bonus_mv_debts_idx",
+            ),
+            models.Index(
+                fields=["created_by"],
+                condition=models.Q(created_by__isnull=False),
+                name="bonus_mv_created_by_idx",
             ),
         ]
 

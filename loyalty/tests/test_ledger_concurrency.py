@@ -129,3 +129,22 @@ def test_expiry_running_during_redemptions_keeps_the_ledger_exact():
         new = BonusMovement.objects.get(idempotency_key=f"new-{c.pk}")
         assert new.remaining == D("100.00") - expired  # 10.00 per redemption after expiry
     assert ledger_differences() == []
+
+
+def test_expiry_on_several_connections_expires_each_account_once():
+    customers = CustomerFactory.create_batch(9)
+    now = timezone.now()
+    for i, c in enumerate(customers, start=1):
+        bonus_grant(c.pk, MovementKind.CAMPAIGN, f"{i}.25", key=f"old-{c.pk}", now=now)
+    bonus_redeem(customers[0].pk, "0.25", key="spent-first")
+    expires = BonusMovement.objects.filter(kind=MovementKind.CAMPAIGN).first().expires_at
+
+    result = bonus_expire(now=expires, chunk=2, connections=3)  # five chunks, three at a time
+
+    assert result.accounts == 9
+    assert result.amount == sum(D(f"{i}.25") for i in range(1, 10)) - D("0.25")
+    assert set(BonusAccount.objects.values_list("balance", flat=True)) == {D("0.00")}
+    assert BonusMovement.objects.filter(kind=MovementKind.EXPIRY).count() == 9
+    again = bonus_expire(now=expires, chunk=2, connections=3)
+    assert (again.accounts, again.amount) == (0, D("0"))
+    assert ledger_differences() == []
