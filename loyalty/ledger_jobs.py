@@ -110,7 +110,7 @@ def bonus_expire(
     now = now or timezone.now()
     day = timezone.localdate(now).isoformat()
     if connections is None:
-        connections = getattr(settings, "BONUS_JOB_CONNECTIONS", 2)
+        connections = settings.BONUS_JOB_CONNECTIONS
     ids = sorted(
         set(
             BonusMovement.objects.filter(

@@ -222,6 +222,8 @@ if os.environ.get("CACHE_URL"):
 # Chain-wide defaults used by the customer base.
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "RU")
 POS_INBOX_DIR = Path(os.environ.get("POS_INBOX_DIR", BASE_DIR / "pos_inbox"))
+# Database connections the nightly bonus expiry spreads its chunks over (PostgreSQL).
+BONUS_JOB_CONNECTIONS = int(os.environ.get("BONUS_JOB_CONNECTIONS", "2"))
 
 LOGGING = {
     "version": 1,
