@@ -228,6 +228,12 @@ def _seed(now: dt.datetime) -> dict:
             "CREATE TEMP TABLE bench_bonus_customers AS "
             f"SELECT id AS c, row_number() OVER (ORDER BY id) AS rn FROM {t['customers']}"
         )
+        # Accounts first: each movement references its customer's account.
+        cursor.execute(
+            f"INSERT INTO {t['accounts']} (customer_id, balance, pending, debt, updated_at) "
+            "SELECT c, 0, 0, 0, %(now)s FROM bench_bonus_customers ORDER BY c",
+            {"now": now},
+        )
         for key, kind, amount, available, expires, pending, which in _LOTS:
             cursor.execute(
                 f"""
@@ -292,12 +298,17 @@ def _seed(now: dt.datetime) -> dict:
         # The accounts' figures are summed from their lots: consistent with the ledger.
         cursor.execute(
             f"""
-            INSERT INTO {t["accounts"]} (customer_id, balance, pending, debt, updated_at)
-            SELECT customer_id,
-                COALESCE(SUM(remaining) FILTER (WHERE amount > 0 AND NOT is_pending), 0),
-                COALESCE(SUM(remaining) FILTER (WHERE amount > 0 AND is_pending), 0),
-                COALESCE(SUM(uncovered) FILTER (WHERE amount < 0), 0), %(now)s
-            FROM {t["movements"]} GROUP BY customer_id ORDER BY customer_id
+            UPDATE {t["accounts"]} a SET balance = s.balance, pending = s.pending, debt = s.debt
+            FROM (
+                SELECT customer_id,
+                    COALESCE(SUM(remaining) FILTER (WHERE amount > 0 AND NOT is_pending), 0)
+                        AS balance,
+                    COALESCE(SUM(remaining) FILTER (WHERE amount > 0 AND is_pending), 0)
+                        AS pending,
+                    COALESCE(SUM(uncovered) FILTER (WHERE amount < 0), 0) AS debt
+                FROM {t["movements"]} GROUP BY customer_id
+            ) s
+            WHERE a.customer_id = s.customer_id
             """,
             {"now": now},
         )
