@@ -75,9 +75,13 @@ def open_books(customer_ids: Iterable[int], *, with_lots: Iterable[int] = ()) ->
     now = timezone.now()
     with connection.cursor() as cursor:
         if _postgres():
+            # Only the missing accounts go to the insert: an index probe per id is cheaper
+            # than a speculative insert (ON CONFLICT still covers a concurrent creation).
             cursor.execute(
                 f"INSERT INTO {ACCOUNTS} (customer_id, balance, pending, debt, updated_at) "
-                "SELECT c, 0, 0, 0, %s FROM unnest(%s::bigint[]) AS c ON CONFLICT DO NOTHING",
+                "SELECT c, 0, 0, 0, %s FROM unnest(%s::bigint[]) AS c "
+                f"WHERE NOT EXISTS (SELECT FROM {ACCOUNTS} a WHERE a.customer_id = c) "
+                "ON CONFLICT DO NOTHING",
                 [now, ids],
             )
             cursor.execute(
@@ -199,19 +203,35 @@ MOVEMENT_COLUMNS = (
 )
 
 
+# Fewer rows than this are written with plain INSERT / UPDATE ... FROM (VALUES ...): one round
+# trip each, where COPY takes two (ids, rows) and an update through a temporary table four. A
+# single API order or grant writes a handful; the POS import's batches thousands.
+SMALL_WRITE = 50
+
+
 def _write_postgres(books, movements, lots, debts, now) -> None:
+    from psycopg2.extras import execute_values
+
     with connection.cursor() as cursor:
-        if movements:
+        if len(movements) >= SMALL_WRITE:
             _copy_movements(cursor, movements)
+        elif movements:
+            _insert_movements(cursor, movements)
         consumptions = [
-            f"{_ref(d)}\t{_ref(c)}\t{amount}\t{now.isoformat()}\n"
-            for b in books
-            for d, c, amount in b.consumptions
+            (_ref(d), _ref(c), amount) for b in books for d, c, amount in b.consumptions
         ]
-        if consumptions:
+        if len(consumptions) >= SMALL_WRITE:
+            stamp = now.isoformat()
             cursor.copy_expert(
                 f"COPY {CONSUMPTIONS} (debit_id, credit_id, amount, created_at) FROM STDIN",
-                io.StringIO("".join(consumptions)),
+                io.StringIO("".join(f"{d}\t{c}\t{a}\t{stamp}\n" for d, c, a in consumptions)),
+            )
+        elif consumptions:
+            execute_values(
+                cursor,
+                f"INSERT INTO {CONSUMPTIONS} (debit_id, credit_id, amount, created_at) VALUES %s",
+                [(d, c, a, now) for d, c, a in consumptions],
+                page_size=len(consumptions),
             )
         if lots:
             _update_from(
@@ -243,7 +263,7 @@ def _update_from(cursor, update: str, join: str, columns: tuple[str, ...], rows:
     """`update` ... FROM the rows (as `v`) WHERE `join`: a few rows inline (VALUES), many
     through a temporary table filled with COPY (PERFORMANCE.md: the faster bulk path)."""
     names = ", ".join(c.split()[0] for c in columns)
-    if len(rows) < 200:
+    if len(rows) < SMALL_WRITE:
         from psycopg2.extras import execute_values
 
         template = "(" + ", ".join(f"%s::{c.split()[1]}" for c in columns) + ")"
@@ -267,6 +287,46 @@ def _update_from(cursor, update: str, join: str, columns: tuple[str, ...], rows:
     cursor.execute(f"TRUNCATE {table}")  # a second write in the same transaction starts empty
 
 
+def _insert_movements(cursor, movements: list[NewMovement]) -> None:
+    """A few movements: one multi-row INSERT, the ids read back by key (unique)."""
+    from psycopg2.extras import execute_values
+
+    rows = [
+        (
+            m.customer_id,
+            m.kind,
+            m.amount,
+            m.key,
+            m.purchase_id,
+            m.campaign_ref,
+            m.created_at,
+            m.created_by_id,
+            m.channel,
+            m.reason,
+            m.available_at,
+            m.expires_at,
+            m.is_pending,
+            m.remaining,
+            m.uncovered,
+            m.accrual_percent,
+            m.status,
+        )
+        for m in movements
+    ]
+    ids = dict(
+        execute_values(
+            cursor,
+            f"INSERT INTO {MOVEMENTS} ({', '.join(MOVEMENT_COLUMNS[1:])}) VALUES %s "
+            "RETURNING idempotency_key, id",
+            rows,
+            page_size=len(rows),
+            fetch=True,
+        )
+    )
+    for movement in movements:
+        movement.id = ids[movement.key]
+
+
 def _copy_movements(cursor, movements: list[NewMovement]) -> None:
     """Ids reserved from the sequence in one round trip, rows sent with COPY (the consumptions
     name the new movements by id without reading anything back)."""
@@ -276,24 +336,35 @@ def _copy_movements(cursor, movements: list[NewMovement]) -> None:
     )
     for movement, (pk,) in zip(movements, cursor.fetchall(), strict=True):
         movement.id = pk
+    # A batch's rows share a few timestamps, channels and statuses: each is written out once.
+    memo: dict[tuple[type, object], str] = {}
+
+    def text(value) -> str:
+        out = memo.get((value.__class__, value))
+        if out is None:
+            out = memo[(value.__class__, value)] = _copy_value(value)
+        return out
+
     rows = []
     append = rows.append
-    n, text = r"\N", _copy_value
+    n = r"\N"
     for m in movements:
         # Most columns are numbers, codes and timestamps: only free text needs escaping.
         append(
-            f"{m.id}\t{m.customer_id}\t{m.kind}\t{m.amount}\t{text(m.key)}\t"
+            f"{m.id}\t{m.customer_id}\t{m.kind}\t{m.amount}\t{m.key.translate(_ESCAPES)}\t"
             f"{n if m.purchase_id is None else m.purchase_id}\t{text(m.campaign_ref)}\t"
-            f"{m.created_at.isoformat()}\t{n if m.created_by_id is None else m.created_by_id}\t"
-            f"{text(m.channel)}\t{text(m.reason)}\t"
-            f"{n if m.available_at is None else m.available_at.isoformat()}\t"
-            f"{n if m.expires_at is None else m.expires_at.isoformat()}\t"
-            f"{'t' if m.is_pending else 'f'}\t{n if m.remaining is None else m.remaining}\t"
+            f"{text(m.created_at)}\t{n if m.created_by_id is None else m.created_by_id}\t"
+            f"{text(m.channel)}\t{text(m.reason)}\t{text(m.available_at)}\t"
+            f"{text(m.expires_at)}\t{'t' if m.is_pending else 'f'}\t"
+            f"{n if m.remaining is None else m.remaining}\t"
             f"{n if m.uncovered is None else m.uncovered}\t"
             f"{n if m.accrual_percent is None else m.accrual_percent}\t{text(m.status)}\n"
         )
     out = io.StringIO("".join(rows))
     cursor.copy_expert(f"COPY {MOVEMENTS} ({', '.join(MOVEMENT_COLUMNS)}) FROM STDIN", out)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _write_generic(books, movements, lots, debts, now) -> None:

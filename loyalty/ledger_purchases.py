@@ -102,7 +102,10 @@ class PurchaseBonuses:
         needs_lots.update(c for per in ledger.values() for c in per)
         load_lots([self.books[c] for c in needs_lots if c in self.books])
         percents = self._percents(states, ledger)
-        for state in sorted(states, key=lambda s: (s.purchased_at, str(s.ref))):
+        # Compared in UTC: aware datetimes with distinct tzinfo objects (one per parsed
+        # offset) compare through utcoffset() calls, a tenth of a batch's Python time.
+        utc = dt.UTC
+        for state in sorted(states, key=lambda s: (s.purchased_at.astimezone(utc), str(s.ref))):
             if state.customer_id is None:
                 if state.spent:
                     self.rejected[state.ref] = field_error(
