@@ -1,4 +1,4 @@
-"""Celery tasks of the customer base: the POS inbox."""
+"""Celery tasks of the customer base: the POS inbox, reservations past their deadline."""
 
 import logging
 import os
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .models import ImportRun
 from .pos_import import pos_file_import
+from .reservations import reservations_expire
 from .selectors import import_run_summary
 
 logger = logging.getLogger(__name__)
@@ -89,3 +90,12 @@ def pos_upload_import(path_str: str, user_id: int | None, file_name: str | None 
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     run = pos_file_import(path=path, file_name=file_name or path.name, user=user)
     logger.info("Uploaded POS file %s imported (run %s, %s)", path.name, run.pk, run.status)
+
+
+@shared_task(ignore_result=True)
+def reservations_expire_task() -> int:
+    """Reservations not picked up by their deadline become expired (every few minutes)."""
+    expired = reservations_expire()
+    if expired:
+        logger.info("%s reservations expired", expired)
+    return expired

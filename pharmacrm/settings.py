@@ -157,6 +157,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Every minute: pick up POS export files dropped into POS_INBOX_DIR, so till sales reach
     # statuses and bonuses within minutes of the export.
     "pos-inbox-scan": {"task": "customers.tasks.pos_inbox_scan", "schedule": 60.0},
+    # Every 5 minutes: reservations not picked up by their deadline become expired (and can no
+    # longer be cancelled), so the website and the stores see the product free again.
+    "reservations-expire": {
+        "task": "customers.tasks.reservations_expire_task",
+        "schedule": 300.0,
+    },
     # 00:05 in the chain's zone: the bonus ledger's day starts — pending accruals whose day has
     # come become available, lots past their validity expire (they end at midnight), and
     # birthdays of the new day get their bonus, before the first stores open. Keyed by day, so

@@ -7,7 +7,7 @@ from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 
 from customers.models import Customer, Reservation
-from customers.services import RESERVATION_HOLD_DAYS, reservation_cancel, reservation_create
+from customers.reservations import RESERVATION_HOLD_DAYS, reservation_cancel, reservation_create
 from pharmacrm.api.idempotency import idempotent
 from pharmacrm.api.pagination import PagePagination
 from pharmacrm.api.permissions import scoped

@@ -10,11 +10,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from customers.models import Reservation
-from customers.services import (
+from customers.reservations import (
     reservation_cancel,
     reservation_create,
     reservation_default_deadline,
+    reservations_expire,
 )
+from customers.tasks import reservations_expire_task
 from customers.tests.factories import (
     CustomerFactory,
     ProductFactory,
@@ -264,6 +266,32 @@ def test_the_services_refuse_by_field_and_write_nothing():
     with pytest.raises(Reservation.DoesNotExist):
         reservation_cancel(reservation_id=1)
     assert not Reservation.objects.exists()
+
+
+def test_reservations_past_their_deadline_expire_and_no_others():
+    now = timezone.now()
+    late = ReservationFactory(pickup_deadline=now - dt.timedelta(minutes=1))
+    due_later = ReservationFactory(pickup_deadline=now + dt.timedelta(hours=1))
+    cancelled = ReservationFactory(
+        pickup_deadline=now - dt.timedelta(days=1), status=Reservation.Status.CANCELLED
+    )
+    picked_up = ReservationFactory(
+        pickup_deadline=now - dt.timedelta(days=1), status=Reservation.Status.PICKED_UP
+    )
+
+    assert reservations_expire(now=now) == 1
+    assert reservations_expire(now=now) == 0  # again: nothing changes
+    statuses = dict(Reservation.objects.values_list("pk", "status"))
+    assert statuses == {
+        late.pk: "expired",
+        due_later.pk: "active",
+        cancelled.pk: "cancelled",
+        picked_up.pk: "picked_up",
+    }
+    with pytest.raises(ValidationError) as refused:
+        reservation_cancel(reservation_id=late.pk)
+    assert refused.value.code == "conflict"
+    assert reservations_expire_task() == 0  # the periodic task runs the same service
 
 
 # --- Listing --------------------------------------------------------------------------------------
