@@ -621,6 +621,7 @@ def bonus_redeem(
                 key,
                 now,
                 field_name=field_name,
+                unexpired_only=True,
                 purchase_id=purchase_id,
                 created_by_id=getattr(user, "pk", None),
                 channel=channel,

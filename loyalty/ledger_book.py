@@ -197,13 +197,29 @@ class Book:
         self.balance += lot.remaining
 
     def redeem(
-        self, amount: Decimal, key: str, now: dt.datetime, field_name: str = "amount", **details
+        self,
+        amount: Decimal,
+        key: str,
+        now: dt.datetime,
+        field_name: str = "amount",
+        unexpired_only: bool = False,
+        **details,
     ) -> NewMovement:
-        """A redemption: refused (InsufficientBonus) unless the available balance covers it."""
-        if amount > self.balance:
+        """A redemption: refused (InsufficientBonus) unless the available balance covers it.
+
+        `unexpired_only` (a checkout now): lots past their validity at `now` that the nightly
+        expiry has not taken yet are not spent, nor counted as available."""
+        if amount > self.balance:  # refused without reading the lots
             raise InsufficientBonus(field_name, amount, self.balance)
+        lots = self._available_lots()
+        available = self.balance
+        if unexpired_only:
+            available -= sum((lot.remaining for lot in lots if lot.expires_at <= now), ZERO)
+            lots = [lot for lot in lots if lot.expires_at > now]
+        if amount > available:
+            raise InsufficientBonus(field_name, amount, available)
         movement, debt = self._debit(MovementKind.REDEMPTION, amount, key, now, details)
-        left = self._take(debt, self._available_lots())
+        left = self._take(debt, lots)
         if left:  # the cached balance promised more than the lots hold
             raise RuntimeError(f"account {self.customer_id}: lots short of the balance by {left}")
         self.balance -= amount

@@ -168,6 +168,26 @@ def test_redemption_over_the_balance_is_refused_with_the_amounts_and_writes_noth
     assert account(customer) == (D("10.00"), D("0.00"), D("0.00"))
 
 
+def test_a_checkout_between_midnight_and_the_nightly_expiry_spends_no_expired_lot():
+    customer = CustomerFactory()
+    old = grant(customer, "100.00", key="old", now=timezone.now() - dt.timedelta(days=365))
+    grant(customer, "50.00", key="new")
+    ends = BonusMovement.objects.get(pk=old.movement_id).expires_at
+    just_after = ends + dt.timedelta(minutes=2)  # the old lot ended; bonus_expire has not run
+    assert account(customer)[0] == D("150.00")
+
+    with pytest.raises(InsufficientBonus) as refused:
+        bonus_redeem(customer.pk, "60.00", key="too-much", now=just_after)
+    assert "50.00" in str(refused.value)  # what can be spent, not the stale 150.00
+    spent = bonus_redeem(customer.pk, "50.00", key="fits", now=just_after)
+
+    assert spent.balance == D("100.00")  # the expired 100.00 is still to be expired
+    assert BonusMovement.objects.get(pk=old.movement_id).remaining == D("100.00")
+    assert bonus_expire(now=just_after).amount == D("100.00")
+    assert account(customer) == (D("0.00"), D("0.00"), D("0.00"))
+    assert_consistent()
+
+
 def test_redemption_without_an_account_is_refused():
     customer = CustomerFactory()
     with pytest.raises(InsufficientBonus):
