@@ -3,7 +3,8 @@ once."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pharmacrm.api.models import ApiClient, Scope
+from pharmacrm.api.models import DEFAULT_RATE, ApiClient, Scope
+from pharmacrm.api.throttling import parse_rate
 
 
 class Command(BaseCommand):
@@ -17,7 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--scopes", nargs="+", required=True, metavar="SCOPE")
         parser.add_argument("--kind", choices=ApiClient.Kind.values, default=ApiClient.Kind.OTHER)
-        parser.add_argument("--rate", default="6000/min", help="request limit, e.g. 6000/min")
+        parser.add_argument(
+            "--rate", default=DEFAULT_RATE, help=f"request limit, e.g. {DEFAULT_RATE}"
+        )
 
     def handle(self, *args, name: str, scopes: list[str], kind: str, rate: str, **options):
         unknown = sorted(set(scopes) - set(Scope.values))
@@ -42,9 +45,7 @@ class Command(BaseCommand):
 
 
 def _check_rate(rate: str) -> None:
-    from rest_framework.throttling import SimpleRateThrottle
-
     try:
-        SimpleRateThrottle.parse_rate(None, rate)
-    except (ValueError, KeyError, IndexError):
-        raise ValueError(f"--rate: “{rate}” is not a rate like 6000/min.") from None
+        parse_rate(rate)
+    except ValueError:
+        raise ValueError(f"--rate: “{rate}” is not a rate like {DEFAULT_RATE}.") from None
