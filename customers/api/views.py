@@ -1,13 +1,15 @@
 """Customers: lookup by any identifier, registration through identity resolution, the card and
 changes to it. Family members, consents and reservations have their own modules."""
 
+import functools
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 
 from customers.identity import IdentityRecord, Outcome, customer_resolve
 from customers.models import PERSONAL_FIELDS, Customer
-from customers.selectors import customer_find_id
+from customers.selectors import customer_find_values
 from customers.services import customer_update_from_channel
 from pharmacrm.api.permissions import scoped
 from pharmacrm.api.schema import ERRORS
@@ -53,13 +55,11 @@ class CustomersView(generics.GenericAPIView):
         query = CustomerLookupSerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         ((kind, value),) = query.validated_data.items()
-        found = customer_find_id(kind=kind, value=value)
         # .values(): the lookup is the hottest read of the API (PERFORMANCE.md: a plain
-        # ModelSerializer costs ~1.85x); the serializer documents the same fields.
-        row = Customer.objects.filter(pk=found).values(*CUSTOMER_FIELDS).first() if found else None
-        if row is None:
-            return Response([])
-        return Response([CustomerSerializer().to_representation(_Row(row))])
+        # ModelSerializer costs ~1.85x); the serializer documents the same fields and converts
+        # them (_card).
+        row = customer_find_values(kind=kind, value=value, fields=CUSTOMER_FIELDS)
+        return Response([] if row is None else [_card(row)])
 
     @extend_schema(
         summary="Register a customer, or update one, through identity resolution",
@@ -165,8 +165,16 @@ class CustomerDetailView(generics.GenericAPIView):
         )
 
 
-class _Row:
-    """A .values() row seen as attributes, for the serializer's field conversions."""
+@functools.cache
+def _card_fields() -> tuple:
+    """(name, conversion) of CustomerSerializer's fields, built once per process: building a
+    ModelSerializer's fields costs more than the lookup's query."""
+    fields = CustomerSerializer().fields
+    return tuple((name, fields[name].to_representation) for name in CUSTOMER_FIELDS)
 
-    def __init__(self, row: dict) -> None:
-        self.__dict__.update(row)
+
+def _card(row: dict) -> dict:
+    """A `.values(*CUSTOMER_FIELDS)` row as CustomerSerializer renders the customer."""
+    return {
+        name: None if row[name] is None else convert(row[name]) for name, convert in _card_fields()
+    }
