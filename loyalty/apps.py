@@ -9,5 +9,11 @@ class LoyaltyConfig(AppConfig):
     def ready(self) -> None:
         # Extension points of the customers app: merge steps, timeline providers, the signal
         # that purchases changed (queues the touched customers' recomputation) and the hook
-        # that posts bulk-written purchases' bonuses.
-        from . import ledger_purchases, merge_steps, receivers, timeline_events  # noqa: F401
+        # that posts bulk-written purchases' bonuses; the configuration cache's invalidation.
+        from . import (  # noqa: F401
+            config_cache,
+            ledger_purchases,
+            merge_steps,
+            receivers,
+            timeline_events,
+        )

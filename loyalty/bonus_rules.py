@@ -70,24 +70,39 @@ class BonusPolicy:
     birthday_amount: Decimal
 
     @classmethod
-    def load(cls, products: Iterable[int] | None = None) -> BonusPolicy:
-        """The rules now. `products`: only these products' exclusions are read (a checkout's
-        basket), not the whole catalogue's (a batch of purchases)."""
+    def load(
+        cls,
+        products: Iterable[int] | None = None,
+        *,
+        prescription_only: Iterable[int] | None = None,
+    ) -> BonusPolicy:
+        """The rules now (the process's copy of the configuration, see `config_cache`).
+        `products`: only these products' exclusions are worked out (a checkout's basket), not
+        the whole catalogue's (a batch of purchases); `prescription_only`: which of them are
+        prescription-only, when the caller has read it already (else it is read here)."""
         from customers.models import Product
 
-        from .models import AccrualRate, BonusProductRule, BonusRules
+        from .config_cache import loyalty_config
 
-        rules = BonusRules.objects.order_by("pk").first() or BonusRules()
+        config = loyalty_config()
+        rules = config.rules
         excluded = set()
-        product_rules = BonusProductRule.objects.order_by()
-        rx = Product.objects.filter(prescription_only=True).order_by()
         if products is not None:
-            products = list(products)
-            product_rules = product_rules.filter(product_id__in=products)
-            rx = rx.filter(pk__in=products)
+            products = set(products)
         if rules.exclude_prescription_only:
-            excluded.update(rx.values_list("pk", flat=True))
-        for product_id, is_excluded in product_rules.values_list("product_id", "excluded"):
+            if prescription_only is None:
+                rx = Product.objects.filter(prescription_only=True).order_by()
+                if products is not None:
+                    rx = rx.filter(pk__in=products)
+                prescription_only = rx.values_list("pk", flat=True)
+            excluded.update(prescription_only)
+        if products is None:
+            product_rules = config.product_rules.items()
+        else:
+            product_rules = (
+                (pk, config.product_rules[pk]) for pk in products if pk in config.product_rules
+            )
+        for product_id, is_excluded in product_rules:
             if is_excluded:
                 excluded.add(product_id)
             else:
@@ -104,12 +119,7 @@ class BonusPolicy:
                     status_rules.VIP,
                 )
             },
-            type_percent={
-                (type_id, status): percent
-                for type_id, status, percent in AccrualRate.objects.values_list(
-                    "purchase_type_id", "status", "percent"
-                )
-            },
+            type_percent=config.type_percent,
             excluded_products=frozenset(excluded),
             max_redeem_share=rules.max_redeem_share,
             activation_days=rules.activation_days,

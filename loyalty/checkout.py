@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import Customer, Product
+from customers.models import Customer, Product, Purchase
 from pharmacrm.validation import field_error
 
-from .bonus_rules import HUNDRED, ZERO, BonusPolicy, parse_amount, round_money
-from .discounts import AppliedDiscount, NextTier, discount_outlook
-from .purchase_status import status_at_purchase
+from .bonus_rules import HUNDRED, KOPECK, ZERO, BonusPolicy, parse_amount, round_money
+from .config_cache import loyalty_config
+from .discounts import (
+    AppliedDiscount,
+    NextTier,
+    PersonalOffer,
+    lifetime_total,
+    outlook_from,
+    personal_offers,
+)
+from .models import BonusAccount, BonusDiscountType, PersonalDiscount
+from .purchase_status import months_window_start, status_at_purchase, status_from_months
+from .status_rules import Thresholds
 
 QTY_PLACES = Decimal("0.001")
 MAX_QTY = Decimal("9999999.999")  # PurchaseLine.qty: 10 digits, 3 of them decimals
@@ -38,6 +49,7 @@ class QuoteLine:
     price: Decimal
     amount: Decimal  # qty × price, rounded half-up to kopecks
     bonus_eligible: bool  # earns bonuses and may be paid with them
+    name: str = field(default="", compare=False)  # the product's (an order's answer shows it)
 
     def as_dict(self) -> dict:
         return {
@@ -74,6 +86,8 @@ class Quote:
     accrual_with_max_spend: Decimal  # ... if `max_spend` bonuses are spent
     lifetime_total: Decimal
     next_tier: NextTier | None  # the cumulative tier that would raise the discount
+    # The rules the quote was computed with (an order posts its bonuses with the same ones).
+    policy: BonusPolicy | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -120,17 +134,15 @@ def checkout_quote(
     type; `policy` is a BonusPolicy already loaded (default: loaded now, so a rule saved in the
     admin applies to the next quote)."""
     day = on or timezone.localdate()
-    parsed = _parse_lines(lines)
-    row = (
-        Customer.objects.filter(pk=customer_id)
-        .values_list("bonus_account__balance", "bonus_account__pending", "bonus_account__debt")
-        .first()
-    )
-    if row is None:
+    parsed, prescription_only, names = _parse_lines(lines)
+    th = loyalty_config().thresholds
+    facts = _customer_facts(customer_id, day, th)
+    if facts is None:
         raise field_error("customer", _("No such customer."), "invalid")
-    balance, pending, debt = (value if value is not None else ZERO for value in row)
 
-    policy = policy or BonusPolicy.load(products={line[0] for line in parsed})
+    policy = policy or BonusPolicy.load(
+        products={line[0] for line in parsed}, prescription_only=prescription_only
+    )
     quote_lines = tuple(
         QuoteLine(
             product_id=product_id,
@@ -139,21 +151,23 @@ def checkout_quote(
             price=price,
             amount=round_money(qty * price),
             bonus_eligible=product_id not in policy.excluded_products,
+            name=names.get(product_id, ""),
         )
         for product_id, sku, qty, price in parsed
     )
     subtotal = sum((line.amount for line in quote_lines), ZERO)
 
-    outlook = discount_outlook(customer_id, day)
+    outlook = outlook_from(facts.lifetime_total, facts.personal)
     percent = outlook.applied.percent if outlook.applied else ZERO
     discount_amount = round_money(subtotal * percent / HUNDRED)
     eligible = policy.eligible_amount(
         ((line.product_id, line.amount) for line in quote_lines), discount_amount
     )
     by_share = policy.max_spend(eligible)
+    balance, pending, debt = facts.balance, facts.pending, facts.debt
     max_spend = min(by_share, balance)
 
-    status = status_at_purchase(customer_id, day)
+    status = facts.status
     accrual_percent = policy.percent(status, purchase_type_id)
     return Quote(
         customer_id=customer_id,
@@ -176,6 +190,7 @@ def checkout_quote(
         accrual_with_max_spend=policy.accrual(eligible, max_spend, accrual_percent),
         lifetime_total=outlook.lifetime_total,
         next_tier=outlook.next_tier,
+        policy=policy,
     )
 
 
@@ -200,8 +215,11 @@ def parse_qty(value, field: str) -> Decimal:
     return qty.quantize(QTY_PLACES)
 
 
-def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Decimal]]:
-    """(product id, SKU, qty, price) per line, or one ValidationError with every problem."""
+def _parse_lines(
+    lines: Iterable[Sequence],
+) -> tuple[list[tuple[int, str, Decimal, Decimal]], set[int], dict[int, str]]:
+    """(product id, SKU, qty, price) per line, which of the products are prescription-only and
+    their names, or one ValidationError with every problem."""
     if isinstance(lines, str | bytes | Mapping):
         raise field_error("lines", _("Give a list of lines."), "invalid")
     errors: dict[str, list] = {}
@@ -241,11 +259,16 @@ def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Dec
     skus = {ref for _index, ref, _q, _p in given if isinstance(ref, str)}
     by_id: dict[int, str] = {}
     by_sku: dict[str, int] = {}
+    prescription_only: set[int] = set()
+    names: dict[int, str] = {}
     if ids or skus:
         found = Product.objects.filter(Q(pk__in=ids) | Q(sku__in=skus)).order_by()
-        for pk, sku in found.values_list("pk", "sku"):
+        for pk, sku, name, rx in found.values_list("pk", "sku", "name", "prescription_only"):
             by_id[pk] = sku
             by_sku[sku] = pk
+            names[pk] = name
+            if rx:
+                prescription_only.add(pk)
 
     parsed = []
     for index, reference, qty, price in given:
@@ -263,4 +286,109 @@ def _parse_lines(lines: Iterable[Sequence]) -> list[tuple[int, str, Decimal, Dec
         parsed.append((product_id, sku, qty, price))
     if errors:
         raise ValidationError(errors)
-    return parsed
+    return parsed, prescription_only, names
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What a quote reads about the customer."""
+
+    balance: Decimal
+    pending: Decimal
+    debt: Decimal
+    lifetime_total: Decimal
+    personal: list[PersonalOffer]
+    status: str
+
+
+def _customer_facts(customer_id: int, day: dt.date, th: Thresholds) -> _Facts | None:
+    """The customer's bonus account, lifetime total, personal discounts valid on `day` and
+    status on a purchase that day; None for no such customer. One statement on PostgreSQL."""
+    if (
+        connection.vendor != "postgresql"
+        or not isinstance(customer_id, int)
+        or not 0 < customer_id <= MAX_ID
+    ):
+        return _customer_facts_apart(customer_id, day)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FACTS_SQL,
+            {
+                "customer": customer_id,
+                "day": day,
+                "since": months_window_start(day, th),
+                "completed": Purchase.Status.COMPLETED,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    balance, pending, debt, total, first, months, ids, percents, untils, names = row
+    if th.regular_enabled:
+        status = status_from_months(first, months or (), day, th)
+    else:  # the whole history replayed: its own read
+        status = status_at_purchase(customer_id, day)
+    return _Facts(
+        balance=balance if balance is not None else ZERO,
+        pending=pending if pending is not None else ZERO,
+        debt=debt if debt is not None else ZERO,
+        lifetime_total=(total or ZERO).quantize(KOPECK),
+        personal=[PersonalOffer(*offer) for offer in zip(ids, percents, untils, names, strict=True)]
+        if ids
+        else [],
+        status=status,
+    )
+
+
+def _customer_facts_apart(customer_id: int, day: dt.date) -> _Facts | None:
+    """`_customer_facts` in several queries (SQLite)."""
+    row = (
+        Customer.objects.filter(pk=customer_id)
+        .values_list("bonus_account__balance", "bonus_account__pending", "bonus_account__debt")
+        .first()
+    )
+    if row is None:
+        return None
+    balance, pending, debt = (value if value is not None else ZERO for value in row)
+    return _Facts(
+        balance=balance,
+        pending=pending,
+        debt=debt,
+        lifetime_total=lifetime_total(customer_id, day),
+        personal=personal_offers(customer_id, day),
+        status=status_at_purchase(customer_id, day),
+    )
+
+
+def _facts_sql() -> str:
+    customer, account = Customer._meta.db_table, BonusAccount._meta.db_table
+    purchase, offer = Purchase._meta.db_table, PersonalDiscount._meta.db_table
+    offer_type = BonusDiscountType._meta.db_table
+    # The same aggregates as discounts.lifetime_total, purchase_status._months and
+    # discounts.personal_offers, side by side.
+    return f"""
+        SELECT a.balance, a.pending, a.debt, h.total, h.first, h.months,
+               o.ids, o.percents, o.untils, o.names
+        FROM {customer} c
+        LEFT JOIN {account} a ON a.customer_id = c.id
+        CROSS JOIN LATERAL (
+            SELECT sum(p.total) AS total, min(p.purchase_date) AS first,
+                   array_agg(DISTINCT (extract(year FROM p.purchase_date) * 12
+                       + extract(month FROM p.purchase_date) - 1)::int)
+                       FILTER (WHERE p.purchase_date >= %(since)s) AS months
+            FROM {purchase} p
+            WHERE p.customer_id = c.id AND p.status = %(completed)s
+              AND p.purchase_date <= %(day)s
+        ) h
+        CROSS JOIN LATERAL (
+            SELECT array_agg(d.id) AS ids, array_agg(d.percent) AS percents,
+                   array_agg(d.valid_until) AS untils, array_agg(t.name) AS names
+            FROM {offer} d JOIN {offer_type} t ON t.id = d.discount_type_id
+            WHERE d.customer_id = c.id AND d.valid_from <= %(day)s
+              AND (d.valid_until IS NULL OR d.valid_until >= %(day)s)
+        ) o
+        WHERE c.id = %(customer)s
+    """
+
+
+_FACTS_SQL = _facts_sql()

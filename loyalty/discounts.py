@@ -18,6 +18,7 @@ towards the cumulative discount everywhere at once.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -29,6 +30,7 @@ from django.utils.translation import gettext
 
 from customers.models import Purchase
 
+from .config_cache import loyalty_config
 from .models import CumulativeDiscountTier, PersonalDiscount
 
 ZERO = Decimal("0.00")
@@ -111,18 +113,38 @@ def customer_discount(customer_id: int, on: dt.date | None = None) -> AppliedDis
     return discount_outlook(customer_id, on).applied
 
 
+@dataclass(frozen=True)
+class PersonalOffer:
+    """A personal discount valid on the day asked about, as the outlook weighs it."""
+
+    pk: int
+    percent: Decimal
+    valid_until: dt.date | None
+    name: str  # its discount type's
+
+
 def discount_outlook(customer_id: int, on: dt.date | None = None) -> DiscountOutlook:
     """The applicable discount with the lifetime total and the next tier that would raise it
-    (three queries: the lifetime total, the active tiers, the valid personal discounts)."""
+    (two queries: the lifetime total and the valid personal discounts; the tiers are the
+    process's copy of the configuration)."""
     day = on or timezone.localdate()
-    total = lifetime_total(customer_id, day)
-    tiers = list(CumulativeDiscountTier.objects.filter(is_active=True).order_by("threshold", "pk"))
-    personal = list(
-        PersonalDiscount.objects.filter(customer_id=customer_id, valid_from__lte=day)
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=day))
-        .select_related("discount_type")
-    )
+    return outlook_from(lifetime_total(customer_id, day), personal_offers(customer_id, day))
 
+
+def personal_offers(customer_id: int, day: dt.date) -> list[PersonalOffer]:
+    """The customer's personal discounts valid on `day`."""
+    return [
+        PersonalOffer(*row)
+        for row in PersonalDiscount.objects.filter(customer_id=customer_id, valid_from__lte=day)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=day))
+        .values_list("pk", "percent", "valid_until", "discount_type__name")
+    ]
+
+
+def outlook_from(total: Decimal, personal: Iterable[PersonalOffer]) -> DiscountOutlook:
+    """`discount_outlook` from what the caller read: the lifetime total and the personal
+    discounts valid on the day."""
+    tiers = loyalty_config().tiers
     best_tier = max(
         (tier for tier in tiers if tier.threshold <= total),
         key=lambda tier: (tier.percent, tier.threshold),
@@ -193,8 +215,8 @@ def _tier_label(tier: CumulativeDiscountTier) -> str:
     }
 
 
-def _personal_label(discount: PersonalDiscount) -> str:
-    values = {"name": discount.discount_type.name, "percent": percent_text(discount.percent)}
+def _personal_label(discount: PersonalOffer) -> str:
+    values = {"name": discount.name, "percent": percent_text(discount.percent)}
     if discount.valid_until is None:
         return gettext("%(name)s %(percent)s %%") % values
     values["until"] = date_format(discount.valid_until, "SHORT_DATE_FORMAT")

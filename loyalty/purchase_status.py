@@ -25,7 +25,7 @@ from django.db import connection
 from customers.models import Purchase
 
 from . import status_rules
-from .recompute.common import thresholds
+from .config_cache import loyalty_config
 from .status_rules import DayCutoffs, Thresholds, add_months, month_index
 
 
@@ -40,7 +40,7 @@ class StatusOnPurchase:
     """The status of each of many customers on their purchases' days, read set-based."""
 
     def __init__(self, customer_ids: Iterable[int], days: Iterable[dt.date], th=None) -> None:
-        self.th: Thresholds = th or thresholds()
+        self.th: Thresholds = th or loyalty_config().thresholds
         ids = list(set(customer_ids))
         days = list(days)
         self.cutoffs: dict[dt.date, DayCutoffs] = {}
@@ -143,3 +143,20 @@ def _replayed(days: list[int], day: dt.date, th: Thresholds) -> str:
 def status_at_purchase(customer_id: int, day: dt.date) -> str:
     """The status customer `customer_id` buys at on `day` (one customer: a quote, an order)."""
     return StatusOnPurchase([customer_id], [day]).status(customer_id, day)
+
+
+def months_window_start(day: dt.date, th: Thresholds) -> dt.date:
+    """The first day of the months `status_from_months` needs before purchase day `day`."""
+    return add_months(day, -max(th.vip_months, th.growing_months)).replace(day=1)
+
+
+def status_from_months(
+    first: dt.date | None, months: Iterable[int], day: dt.date, th: Thresholds
+) -> str:
+    """The status on purchase day `day` of a customer whose first completed purchase up to the
+    day is `first` (None: none) and who bought in `months` (month indexes since
+    `months_window_start`): what `status_at_purchase` gives, from an aggregate the caller read
+    with other things. Needs "regular" on (`th.regular_enabled`)."""
+    if first is None:
+        return status_rules.NEWCOMER
+    return status_by_rules(first, months, day, th, DayCutoffs.for_day(day, th))

@@ -18,7 +18,12 @@ from customers.models import Customer
 from customers.tests.factories import CustomerFactory, StoreFactory
 from customers.timeline import TimelineEvent, customer_timeline
 from loyalty.models import CustomerFigures, StatusChange, StatusRun, StatusSettings
-from loyalty.services import status_settings_get, status_settings_update, statuses_recompute
+from loyalty.services import (
+    queue_full_recompute,
+    status_settings_get,
+    status_settings_update,
+    statuses_recompute,
+)
 from loyalty.tests.factories import buy
 from loyalty.timeline_events import status_change_events
 
@@ -344,6 +349,7 @@ def test_the_history_costs_no_query_per_change(admin_client):
             assert admin_client.get(customer_page(who)).status_code == 200
         return len(queries)
 
+    count(plain)  # the loyalty configuration is read once per process, then kept (config_cache)
     assert count(customer) == count(plain)
 
 
@@ -436,7 +442,8 @@ def test_saving_the_thresholds_queues_a_full_recomputation(
     assert (response.status_code, response.url) == (302, page)
     settings = StatusSettings.objects.get()
     assert (settings.vip_months, settings.regular_enabled) == (10, False)
-    assert len(callbacks) == 1
+    # One full recomputation (the other callback tells every worker the thresholds changed).
+    assert [c for c in callbacks if c is queue_full_recompute] == [queue_full_recompute]
     run = StatusRun.objects.get()
     assert (run.kind, run.as_of, run.customers, run.error) == (
         StatusRun.Kind.FULL,

@@ -61,7 +61,9 @@ def test_the_balance_shows_available_pending_debt_and_what_expires_within_30_day
     grant(customer, "30.00")
     # Spending takes the soonest-expiring lot first: 80.00 of the oldest is left.
     bonus_redeem(customer.pk, "20.00", key="till-1")
-    BonusRules.objects.filter(pk=1).update(activation_days=14)
+    rules = BonusRules.objects.get(pk=1)
+    rules.activation_days = 14
+    rules.save()  # as the admin does: every worker sees it at once (config_cache)
     bonus_purchase(customer, ProductFactory(), "1000.00")  # 3 % = 30.00, pending for 14 days
 
     response = reader.get(balance_url(customer.pk))
