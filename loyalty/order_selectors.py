@@ -79,7 +79,7 @@ def order_bonuses(purchase_ids: Iterable[int]) -> dict[int, OrderBonuses]:
         )
         for row in rows:
             found[row["purchase_id"]] = OrderBonuses(
-                spent=_money(-(row["redeemed"] or ZERO)), accrued=_money(row["accrued"] or ZERO)
+                spent=money(-(row["redeemed"] or ZERO)), accrued=money(row["accrued"] or ZERO)
             )
     empty = OrderBonuses(spent=ZERO, accrued=ZERO)
     return {pk: found.get(pk, empty) for pk in ids}
@@ -96,9 +96,10 @@ def account_balance(*, customer_id: int | None) -> Balance:
         )
     if row is None:
         return Balance(available=ZERO, pending=ZERO, debt=ZERO)
-    return Balance(*(_money(value) for value in row))
+    return Balance(*(money(value) for value in row))
 
 
-def _money(value: Decimal) -> Decimal:
+def money(value: Decimal) -> Decimal:
+    """Two places, as the API gives money."""
     # SQLite sums come back as floats' Decimals: two places, as PostgreSQL gives them.
     return Decimal(value).quantize(Decimal("0.01")) + ZERO

@@ -24,12 +24,15 @@ from django.utils.translation import gettext as _
 
 from customers.models import Purchase, PurchaseLine, PurchaseType, Source, Store
 from customers.models.purchases import ORDER_SOURCES
+from customers.purchase_hooks import natural_key
 from customers.signals import purchases_changed
 
 from .bonus_rules import ZERO, BonusPolicy, round_money
 from .checkout import Quote, checkout_quote
+from .config_cache import loyalty_config
 from .ledger_book import InsufficientBonus
-from .ledger_purchases import purchase_bonuses_sync
+from .ledger_purchases import Outcome, PurchaseBonuses, PurchaseState, purchase_bonuses_sync
+from .order_selectors import Balance, OrderBonuses, money
 
 Status = Purchase.Status
 Fulfilment = Purchase.Fulfilment
@@ -66,8 +69,10 @@ class ReturnLine:
 
 @dataclass(frozen=True)
 class PlacedOrder:
-    order: Purchase
-    quote: Quote  # what the order was priced at: the discount applied, the spend cap
+    order: Purchase  # with its store and purchase type
+    quote: Quote  # what the order was priced at: the discount applied, the spend cap, the lines
+    bonuses: OrderBonuses  # what the ledger holds for it now
+    balance: Balance  # the customer's bonuses after it
 
 
 def order_place(
@@ -175,14 +180,14 @@ def order_place(
         # The spend is checked against the balance under the account's lock; a refusal rolls
         # the order back.
         try:
-            purchase_bonuses_sync(order, channel=channel, field_name="bonus_to_spend")
+            bonuses, balance = _post_new_order_bonuses(order, quote, channel)
         except InsufficientBonus as error:
             raise OrderConflict(
                 error.messages[0], code="insufficient_bonus", field="bonus_to_spend"
             ) from None
         if status == Status.COMPLETED:
             _changed(order)
-    return PlacedOrder(order=order, quote=quote)
+    return PlacedOrder(order=order, quote=quote, bonuses=bonuses, balance=balance)
 
 
 def order_complete(
@@ -324,6 +329,39 @@ def _return_lines(order: Purchase, returned: Sequence[ReturnLine]) -> bool:
     return False
 
 
+def _post_new_order_bonuses(
+    order: Purchase, quote: Quote, channel: str
+) -> tuple[OrderBonuses, Balance]:
+    """`purchase_bonuses_sync` for an order written just now in this transaction: its lines and
+    rules are the quote's, and the ledger holds nothing for it yet, so neither is read again.
+    Raises InsufficientBonus."""
+    state = PurchaseState(
+        ref=order.pk,
+        natural_key=natural_key(order.source, order.store_id, order.external_id),
+        customer_id=order.customer_id,
+        status=order.status,
+        purchased_at=order.purchased_at,
+        purchase_date=order.purchase_date,
+        purchase_type_id=order.purchase_type_id,
+        lines=[(line.product_id, line.amount) for line in quote.lines],
+        discount=order.discount,
+        spent=order.bonus_spent,
+        purchase_id=order.pk,
+        is_new=True,
+    )
+    batch = PurchaseBonuses(policy=quote.policy, channel=channel, field_name="bonus_to_spend")
+    batch.apply([state])
+    if state.ref in batch.rejected:
+        raise batch.rejected[state.ref]
+    batch.write()
+    outcome = batch.outcomes.get(state.ref, Outcome())
+    book = batch.books[order.customer_id]
+    return (
+        OrderBonuses(spent=money(outcome.spent), accrued=money(outcome.accrued)),
+        Balance(available=money(book.balance), pending=money(book.pending), debt=money(book.debt)),
+    )
+
+
 def _amounts(lines: Sequence[PurchaseLine]) -> list[tuple[int, Decimal]]:
     return [(line.product_id, line.amount) for line in lines]
 
@@ -367,6 +405,9 @@ def _store(code: str) -> Store:
 
 
 def _purchase_type(code: str) -> PurchaseType:
+    known = loyalty_config().purchase_types.get(code)
+    if known is not None:
+        return known
     return PurchaseType.objects.get_or_create(code=code, defaults={"name": _TYPE_NAMES[code]})[0]
 
 

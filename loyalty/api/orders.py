@@ -70,15 +70,31 @@ def _conflict(error: OrderConflict) -> Response:
     )
 
 
-def _answer(order_id: int, *, http_status: int = 200, placed=None) -> Response:
+def _answer(order_id: int) -> Response:
     """The order as it is now, its bonuses and the customer's balance."""
     order = order_selectors.order_get(order_id=order_id)
     bonuses = order_selectors.order_bonuses([order.pk])[order.pk]
     balance = order_selectors.account_balance(customer_id=order.customer_id)
+    return Response(OrderResultSerializer(order_result_data(order, bonuses, balance)).data)
+
+
+def _placed_answer(placed: orders.PlacedOrder) -> Response:
+    """`_answer` for an order placed by this request, from what placing it computed (the same
+    body as reading it back, without reading it back)."""
+    lines = [
+        {
+            "sku": line.sku,
+            "name": line.name,
+            "qty": line.qty,
+            "price": line.price,
+            "amount": line.amount,
+        }
+        for line in placed.quote.lines
+    ]
     data = order_result_data(
-        order, bonuses, balance, placed.quote.discount if placed is not None else None
+        placed.order, placed.bonuses, placed.balance, placed.quote.discount, lines
     )
-    return Response(OrderResultSerializer(data).data, status=http_status)
+    return Response(OrderResultSerializer(data).data, status=status.HTTP_201_CREATED)
 
 
 class OrderCreateView(APIView):
@@ -143,7 +159,7 @@ class OrderCreateView(APIView):
             )
         except OrderConflict as error:
             return _conflict(error)
-        return _answer(placed.order.pk, http_status=status.HTTP_201_CREATED, placed=placed)
+        return _placed_answer(placed)
 
 
 class OrderDetailView(APIView):

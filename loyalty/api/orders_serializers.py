@@ -158,18 +158,20 @@ class OrderResultSerializer(serializers.Serializer):
     )
 
 
-def order_data(order: Purchase, bonuses: OrderBonuses) -> dict:
-    """An order (its store, type and lines loaded) as OrderSerializer reads it."""
-    lines = [
-        {
-            "sku": line.product.sku,
-            "name": line.product.name,
-            "qty": line.qty,
-            "price": line.price,
-            "amount": line.amount,
-        }
-        for line in order.lines.all()
-    ]
+def order_data(order: Purchase, bonuses: OrderBonuses, lines: list[dict] | None = None) -> dict:
+    """An order (its store, type and lines loaded) as OrderSerializer reads it; `lines` (sku,
+    name, qty, price, amount) when the caller has them (an order placed just now)."""
+    if lines is None:
+        lines = [
+            {
+                "sku": line.product.sku,
+                "name": line.product.name,
+                "qty": line.qty,
+                "price": line.price,
+                "amount": line.amount,
+            }
+            for line in order.lines.all()
+        ]
     return {
         "id": order.pk,
         "number": order.external_id,
@@ -196,9 +198,10 @@ def order_result_data(
     bonuses: OrderBonuses,
     balance: Balance,
     discount: AppliedDiscount | None = None,
+    lines: list[dict] | None = None,
 ) -> dict:
     return {
-        "order": order_data(order, bonuses),
+        "order": order_data(order, bonuses, lines),
         "balance": {
             "available": balance.available,
             "pending": balance.pending,

@@ -7,7 +7,8 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.response import Response
@@ -40,33 +41,48 @@ def idempotent(request, endpoint: str, handle: Callable[[], Response]) -> Respon
     with transaction.atomic():
         # The row is claimed before the work runs: a concurrent retry waits on it here and then
         # finds the stored response.
-        seen = IdempotentRequest.objects.select_for_update().filter(client=client, key=key).first()
-        if seen is not None:
-            return _replay(seen, digest)
-        try:
-            with transaction.atomic():
-                claim = IdempotentRequest.objects.create(
-                    client=client,
-                    key=key,
-                    endpoint=endpoint,
-                    request_hash=digest,
-                    status_code=0,
-                    response={},
-                )
-        except IntegrityError:
+        claim = _claim(client.pk, key, endpoint, digest)
+        if claim is None:
             seen = IdempotentRequest.objects.select_for_update().get(client=client, key=key)
             return _replay(seen, digest)
         response = handle()
         if response.status_code >= 500:
             raise RuntimeError("not stored: a server error must stay retryable")
+        claimed = IdempotentRequest.objects.filter(pk=claim)
         if response.status_code >= 400:
             # A refused request changed nothing: the key stays free for a corrected retry.
-            claim.delete()
+            claimed.delete()
             return response
-        claim.status_code = response.status_code
-        claim.response = json.loads(json.dumps(response.data, default=str))
-        claim.save(update_fields=["status_code", "response"])
+        claimed.update(
+            status_code=response.status_code,
+            response=json.loads(json.dumps(response.data, default=str)),
+        )
         return response
+
+
+def _claim(client_id: int, key: str, endpoint: str, digest: str) -> int | None:
+    """Inserts the key's row (no response yet) and returns its id; None when the client used
+    the key already (after waiting for a concurrent request holding it to finish). One
+    statement: INSERT ... ON CONFLICT DO NOTHING RETURNING."""
+    q = connection.ops.quote_name
+    table = q(IdempotentRequest._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({q('client_id')}, {q('key')}, {q('endpoint')}, "
+            f"{q('request_hash')}, {q('status_code')}, {q('response')}, {q('created_at')}) "
+            f"VALUES (%s, %s, %s, %s, 0, %s, %s) "
+            f"ON CONFLICT ({q('client_id')}, {q('key')}) DO NOTHING RETURNING {q('id')}",
+            [
+                client_id,
+                key,
+                endpoint,
+                digest,
+                "{}",
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
 
 
 def _replay(seen: IdempotentRequest, digest: str) -> Response:
