@@ -74,13 +74,17 @@ def _check_identifiers_free(identifiers: Mapping[str, str | None], exclude_pk: i
         raise ValidationError(errors)
 
 
-def _save_validated(customer: Customer, identifiers: Mapping[str, str | None]) -> Customer:
+def _save_validated(
+    customer: Customer,
+    identifiers: Mapping[str, str | None],
+    update_fields: list[str] | None = None,
+) -> Customer:
     # full_clean reports every field's problem at once (and names it); the unique checks it runs
     # are repeated by the database, which settles a race between two writers.
     customer.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
-            customer.save()
+            customer.save(update_fields=update_fields)
     except IntegrityError:
         # Someone else took the identifier between our check and our insert.
         _check_identifiers_free(identifiers, customer.pk)
@@ -120,28 +124,33 @@ def customer_create(*, source: str = Source.ADMIN, **data: Any) -> Customer:
 
 
 @transaction.atomic
+@transaction.atomic
 def customer_update(
     *, customer: Customer, data: Mapping[str, Any], source: str = Source.ADMIN
 ) -> Customer:
     """Change the given fields; identifiers normalised, duplicates refused by field.
 
-    Each changed value is recorded as coming from `source` (an admin edit by default).
+    Compared with the stored card (locked), not with `customer`: an admin form has already
+    applied its values to its instance, and a copy loaded earlier may be stale. Only the changed
+    fields are written, each recorded as coming from `source` (an admin edit by default); the
+    caller's `customer` gets them too.
     """
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"customer_update() got unknown fields: {sorted(unknown)}")
     identifiers = customer_normalize_identifiers(data)
     _check_identifiers_free(identifiers, customer.pk)
-    changed = [
-        field
-        for field, value in {**data, **identifiers}.items()
-        if getattr(customer, field) != value
-    ]
-    for field, value in {**data, **identifiers}.items():
-        setattr(customer, field, value)
-    _record_sources(customer, changed, source)
+    values = {**data, **identifiers}
+    stored = Customer.objects.select_for_update().get(pk=customer.pk)
+    changed = [field for field, value in values.items() if getattr(stored, field) != value]
+    for field in changed:
+        setattr(stored, field, values[field])
+    _record_sources(stored, changed, source)
     _release_aliases({k: v for k, v in identifiers.items() if k in changed})
-    return _save_validated(customer, identifiers)
+    _save_validated(stored, identifiers, update_fields=[*changed, "field_sources", "updated_at"])
+    for field in [*changed, "field_sources", "updated_at"]:
+        setattr(customer, field, getattr(stored, field))
+    return customer
 
 
 def consent_record(

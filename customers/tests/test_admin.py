@@ -451,6 +451,17 @@ def test_a_birth_date_in_the_future_is_refused(admin_client):
     assert anna.birth_date == dt.date(1980, 5, 1)
 
 
+def test_an_admin_edit_is_recorded_as_the_admins(admin_client):
+    anna = CustomerFactory(city="Тула", field_sources={"city": [Source.APP, "2026-01-01"]})
+    data = form_data(admin_client, change_url(anna), city="Тверь")
+
+    assert admin_client.post(change_url(anna), data).status_code == 302
+
+    anna.refresh_from_db()
+    assert anna.city == "Тверь"
+    assert anna.field_sources["city"][0] == Source.ADMIN
+
+
 def test_the_change_form_edits_exactly_the_fields_the_services_accept(admin_client):
     response = admin_client.get(reverse(ADD))
 

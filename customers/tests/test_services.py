@@ -146,6 +146,20 @@ def test_updating_a_customer_normalises_the_identifiers_given():
     assert customer.email == "anna@new.example.ru"
 
 
+def test_an_update_through_a_stale_copy_changes_only_its_own_fields():
+    customer = CustomerFactory(first_name="Анна", city="Тула")
+    stale = Customer.objects.get(pk=customer.pk)
+    Customer.objects.filter(pk=customer.pk).update(first_name="Анюта")  # someone else, since
+
+    customer_update(customer=stale, data={"city": "Тверь"}, source=Source.APP)
+
+    customer.refresh_from_db()
+    assert (customer.first_name, customer.city) == ("Анюта", "Тверь")
+    assert customer.field_sources["city"][0] == Source.APP
+    assert "first_name" not in customer.field_sources
+    assert stale.city == "Тверь"
+
+
 def test_a_customer_may_keep_their_own_identifiers_in_any_notation():
     customer = CustomerFactory(
         phone="+79123456789", email="anna@example.ru", card_number="2900000012345"
