@@ -134,9 +134,10 @@ def customer_find_values(*, kind: str, value: str, fields: Sequence[str]) -> dic
             )
         else:
             holders = Customer.objects.filter(**{IDENTIFIER_FIELDS[kind]: canonical})
-        row = holders.values(*fields).first()
-        if row is not None:
-            return row
+        # [:1], not first(): the identifier is unique, no ORDER BY needed.
+        rows = list(holders.values(*fields)[:1])
+        if rows:
+            return rows[0]
         pk = (
             IdentifierAlias.objects.filter(kind=kind, value=canonical)
             .values_list("customer_id", flat=True)
