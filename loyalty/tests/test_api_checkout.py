@@ -417,12 +417,12 @@ def test_the_quote_costs_a_fixed_number_of_queries(
         {"product_id": ProductFactory(prescription_only=n % 2 == 0).pk, "qty": "1", "price": "9"}
         for n in range(40)
     ]
-    # The first quote of a process also reads the configuration (config_cache), once.
+    # The first quote of a process also reads the configuration (config_cache) and the API
+    # client, once.
     assert post(quoter, {"customer": customer.pk, "lines": one}).status_code == 200
-    # The token; the lines' products (with their prescription-only flags); the customer's
-    # account, lifetime total, personal discounts and purchase months in one statement (four
-    # on SQLite).
-    expected = 3 if connection.vendor == "postgresql" else 6
+    # The lines' products (with their prescription-only flags); the customer's account,
+    # lifetime total, personal discounts and purchase months in one statement (four on SQLite).
+    expected = 2 if connection.vendor == "postgresql" else 5
     for lines in (one, many):
         with django_assert_num_queries(expected):
             assert post(quoter, {"customer": customer.pk, "lines": lines}).status_code == 200

@@ -91,3 +91,30 @@ def test_text_that_cannot_be_stored_is_a_400_naming_the_field(api):
     assert unstorable({"lines": [{"sku": "a\x00b"}]}) == "lines.0.sku"
     assert unstorable({"name": "\ud800"}) == "name"
     assert unstorable({"ok": ["fine", {"x": 1}]}) is None
+
+
+def test_a_revoked_token_stops_working_at_once_in_every_process(api):
+    # Each process remembers the clients it has seen; a revocation anywhere (here: the shared
+    # cache's version replaced, as another worker's save leaves it) makes it forget them.
+    from pharmacrm import shared_cache
+    from pharmacrm.api.auth import CLIENTS
+
+    client = api("customers:read")
+    assert client.get(LOOKUP, {"phone": "+79123456789"}).status_code == 200
+    ApiClient.objects.filter(pk=client.client_row.pk).update(is_active=False)  # the other's
+    redis = shared_cache.redis_client()
+    key = f"{shared_cache.PREFIX}version:{CLIENTS}"
+    if redis is not None:
+        redis.set(key, "another-worker")
+    else:
+        from django.core.cache import cache
+
+        cache.set(key, "another-worker", None)
+    assert client.get(LOOKUP, {"phone": "+79123456789"}).status_code == 401
+
+
+def test_an_authenticated_request_reads_no_client_row_once_seen(api, django_assert_num_queries):
+    client = api("customers:read")
+    client.get(LOOKUP, {"card": "2900000012345"})  # the client read, its last use written
+    with django_assert_num_queries(2):  # the lookup's own: nobody's card, no alias
+        assert client.get(LOOKUP, {"card": "2900000012345"}).status_code == 200
