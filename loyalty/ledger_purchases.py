@@ -114,10 +114,12 @@ class PurchaseBonuses:
                         "no_customer",
                     )
                 continue
+            stored = ledger.get(state.purchase_id)
             try:
-                self.outcomes[state.ref] = self._apply(
-                    state, ledger.get(state.purchase_id, {}), percents
-                )
+                if stored:
+                    self.outcomes[state.ref] = self._apply(state, stored, percents)
+                else:
+                    self.outcomes[state.ref] = self._apply_first(state, percents)
             except InsufficientBonus as error:
                 self.rejected[state.ref] = error
 
@@ -173,6 +175,60 @@ class PurchaseBonuses:
             status = statuses.status(s.customer_id, s.purchase_date)
             result[s.ref] = (status, percent(status, s.purchase_type_id))
         return result
+
+    def _apply_first(self, state: PurchaseState, percents) -> Outcome:
+        """`_apply` for a purchase with nothing posted yet (a new one: the import's common
+        case), without the differences: at most a redemption and an accrual, each the first of
+        its kind."""
+        outcome = Outcome()
+        completed = state.status == Purchase.Status.COMPLETED
+        if not completed and state.status != Purchase.Status.PLACED:
+            return outcome  # cancelled or returned before anything was posted: nothing to post
+        book = self.books[state.customer_id]
+        details = {
+            "purchase_id": state.purchase_id,
+            "purchase_ref": state.ref,
+            "channel": self.channel,
+            "created_by_id": self.user_id,
+        }
+        prefix = (
+            f"purchase:{state.purchase_id}"
+            if state.purchase_id is not None
+            else f"purchase:{state.natural_key}"
+        )
+        if state.spent > 0:
+            outcome.movements.append(
+                book.redeem(
+                    state.spent,
+                    f"{prefix}:{MovementKind.REDEMPTION}:1",
+                    self.now,
+                    field_name=self.field_name,
+                    **details,
+                )
+            )
+            outcome.spent = state.spent
+        if completed:
+            outcome.status, percent = percents[state.ref]
+            outcome.percent = percent
+            eligible = self.policy.eligible_amount(state.lines, state.discount)
+            earned = self.policy.accrual(eligible, state.spent, percent)
+            if earned > 0:
+                available_at, expires_at = self.accrual_dates
+                outcome.movements.append(
+                    book.credit(
+                        MovementKind.ACCRUAL,
+                        earned,
+                        f"{prefix}:{MovementKind.ACCRUAL}:1",
+                        self.now,
+                        available_at,
+                        expires_at,
+                        accrual_percent=percent,
+                        status=outcome.status,
+                        **details,
+                    )
+                )
+            outcome.accrued = earned
+        return outcome
 
     def _apply(self, state: PurchaseState, stored: dict[int, dict[str, tuple]], percents):
         outcome = Outcome()
