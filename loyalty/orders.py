@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -99,94 +100,124 @@ def order_place(
     if status not in (Status.PLACED, Status.COMPLETED):
         raise ValidationError({"status": _("An order is placed or completed.")}, code="invalid")
     now = now or timezone.now()
-    with transaction.atomic():
-        store = _store(store_code) if store_code else None
-        if source == Source.POS:
-            if store is None:
-                raise ValidationError({"store": _("A till sale names its store.")}, code="required")
-            fulfilment, type_code = "", RETAIL
-        elif delivery:
-            if store is not None:
-                raise ValidationError(
-                    {"store": _("An order is picked up in a store or delivered, not both.")},
-                    code="invalid",
-                )
-            fulfilment, type_code = Fulfilment.DELIVERY, DELIVERY
-        else:
-            if store is None:
-                raise ValidationError(
-                    {"store": _("Give the pick-up store's code, or ask for delivery.")},
-                    code="required",
-                )
-            fulfilment, type_code = Fulfilment.PICKUP, PREORDER
-        if _number_taken(source, store, number):
-            raise _order_exists(number)
-        purchase_type = _purchase_type(type_code)
-        try:
-            quote = checkout_quote(
-                customer_id,
-                [(line.sku, line.qty, line.price) for line in lines],
-                on=timezone.localdate(now),
-                purchase_type_id=purchase_type.pk,
+    try:
+        with transaction.atomic():
+            return _place(
+                customer_id=customer_id,
+                number=number,
+                source=source,
+                lines=lines,
+                store_code=store_code,
+                delivery=delivery,
+                bonus_to_spend=bonus_to_spend,
+                status=status,
+                channel=channel,
+                now=now,
             )
-        except ValidationError as error:
-            raise _api_field_names(error) from None
-        if bonus_to_spend > quote.max_spend_by_share:
+    except IntegrityError:
+        # A concurrent request with the same number (another Idempotency-Key) won: the order
+        # (a savepoint, not one around every insert) is rolled back, the number is seen now.
+        if _number_taken(source, _store(store_code) if store_code else None, number):
+            raise _order_exists(number) from None
+        raise
+
+
+def _place(
+    *,
+    customer_id: int,
+    number: str,
+    source: str,
+    lines: Sequence[OrderLine],
+    store_code: str | None,
+    delivery: bool,
+    bonus_to_spend: Decimal,
+    status: str,
+    channel: str,
+    now: dt.datetime,
+) -> PlacedOrder:
+    """order_place's work, inside its transaction."""
+    store, taken = _store_and_number(store_code, source, number) if store_code else (None, None)
+    if source == Source.POS:
+        if store is None:
+            raise ValidationError({"store": _("A till sale names its store.")}, code="required")
+        fulfilment, type_code = "", RETAIL
+    elif delivery:
+        if store is not None:
             raise ValidationError(
-                {
-                    "bonus_to_spend": _(
-                        "At most %(max)s bonuses may pay for this order (the rules' share of "
-                        "what it costs in products that accept bonuses)."
-                    )
-                    % {"max": quote.max_spend_by_share}
-                },
-                code="max_spend",
+                {"store": _("An order is picked up in a store or delivered, not both.")},
+                code="invalid",
             )
-        order = Purchase(
-            source=source,
-            store=store,
-            external_id=number,
-            customer_id=customer_id,
-            purchased_at=now,
-            purchase_date=timezone.localdate(now),
-            purchase_type=purchase_type,
-            status=status,
-            total=quote.total,
-            discount=quote.discount_amount,
-            bonus_spent=bonus_to_spend,
-            order_ref=number if source in ORDER_SOURCES else "",
-            fulfilment=fulfilment,
+        fulfilment, type_code = Fulfilment.DELIVERY, DELIVERY
+    else:
+        if store is None:
+            raise ValidationError(
+                {"store": _("Give the pick-up store's code, or ask for delivery.")},
+                code="required",
+            )
+        fulfilment, type_code = Fulfilment.PICKUP, PREORDER
+    if taken is None:
+        taken = _number_taken(source, store, number)
+    if taken:
+        raise _order_exists(number)
+    purchase_type = _purchase_type(type_code)
+    try:
+        quote = checkout_quote(
+            customer_id,
+            [(line.sku, line.qty, line.price) for line in lines],
+            on=timezone.localdate(now),
+            purchase_type_id=purchase_type.pk,
         )
-        try:
-            with transaction.atomic():
-                order.save(force_insert=True)
-        except IntegrityError:
-            # A concurrent request with the same number (another Idempotency-Key) won.
-            if _number_taken(source, store, number):
-                raise _order_exists(number) from None
-            raise
-        PurchaseLine.objects.bulk_create(
-            [
-                PurchaseLine(
-                    purchase=order,
-                    product_id=line.product_id,
-                    qty=line.qty,
-                    price=line.price,
-                    amount=line.amount,
+    except ValidationError as error:
+        raise _api_field_names(error) from None
+    if bonus_to_spend > quote.max_spend_by_share:
+        raise ValidationError(
+            {
+                "bonus_to_spend": _(
+                    "At most %(max)s bonuses may pay for this order (the rules' share of "
+                    "what it costs in products that accept bonuses)."
                 )
-                for line in quote.lines
-            ]
+                % {"max": quote.max_spend_by_share}
+            },
+            code="max_spend",
         )
-        # The spend is checked against the balance under the account's lock; a refusal rolls
-        # the order back.
-        try:
-            bonuses, balance = _post_new_order_bonuses(order, quote, channel)
-        except InsufficientBonus as error:
-            raise OrderConflict(
-                error.messages[0], code="insufficient_bonus", field="bonus_to_spend"
-            ) from None
-        if status == Status.COMPLETED:
-            _changed(order)
+    order = Purchase(
+        source=source,
+        store=store,
+        external_id=number,
+        customer_id=customer_id,
+        purchased_at=now,
+        purchase_date=timezone.localdate(now),
+        purchase_type=purchase_type,
+        status=status,
+        total=quote.total,
+        discount=quote.discount_amount,
+        bonus_spent=bonus_to_spend,
+        order_ref=number if source in ORDER_SOURCES else "",
+        fulfilment=fulfilment,
+    )
+    order.save(force_insert=True)
+    PurchaseLine.objects.bulk_create(
+        [
+            PurchaseLine(
+                purchase=order,
+                product_id=line.product_id,
+                qty=line.qty,
+                price=line.price,
+                amount=line.amount,
+            )
+            for line in quote.lines
+        ]
+    )
+    # The spend is checked against the balance under the account's lock; a refusal rolls
+    # the order back.
+    try:
+        bonuses, balance = _post_new_order_bonuses(order, quote, channel)
+    except InsufficientBonus as error:
+        raise OrderConflict(
+            error.messages[0], code="insufficient_bonus", field="bonus_to_spend"
+        ) from None
+    if status == Status.COMPLETED:
+        _changed(order)
     return PlacedOrder(order=order, quote=quote, bonuses=bonuses, balance=balance)
 
 
@@ -396,7 +427,22 @@ def _number_taken(source: str, store: Store | None, number: str) -> bool:
 
 
 def _store(code: str) -> Store:
-    store = Store.objects.filter(code=code).first()
+    return _checked_store(Store.objects.filter(code=code).first())
+
+
+def _store_and_number(code: str, source: str, number: str) -> tuple[Store, bool]:
+    """The open store with this code, and whether the channel already has an order with this
+    number (in that store, for a till), in one statement."""
+    taken = Purchase.objects.filter(source=source, external_id=number)
+    if source not in ORDER_SOURCES:
+        taken = taken.filter(store=OuterRef("pk"))  # till sales are numbered per store
+    store = _checked_store(
+        Store.objects.filter(code=code).annotate(number_taken=Exists(taken)).first()
+    )
+    return store, store.number_taken
+
+
+def _checked_store(store: Store | None) -> Store:
     if store is None:
         raise ValidationError({"store": _("No store with this code.")}, code="does_not_exist")
     if not store.is_active:

@@ -543,12 +543,12 @@ def test_placing_costs_a_fixed_number_of_queries_whatever_the_lines(
     post(app, body(customer, number="A-0"), key="warm")  # the configuration, the token's use
     many = [{"sku": sku, "qty": "1", "price": "100.00"} for sku in (NUROFEN, MASK)] * 10
     # The idempotency key claimed (one INSERT ... ON CONFLICT) and its answer
-    # stored; the store; the number's check; the products; the customer's facts (one
+    # stored; the store with the number's check; the products; the customer's facts (one
     # statement); the order and its lines; the account opened and locked, its lots (bonuses
     # are spent), the status months, the ledger rows, what they consumed, the lots and the
-    # account written; 5 savepoints (the test's transaction makes every atomic block one).
+    # account written; 3 savepoints (the test's transaction makes every atomic block one).
     # Nothing is read back for the answer. SQLite reads the customer's facts in four.
-    expected = 22 if connection.vendor == "postgresql" else 25
+    expected = 19 if connection.vendor == "postgresql" else 22
     for n, lines in enumerate((body(customer)["lines"], many)):
         data = body(customer, number=f"A-{n + 1}", lines=lines, status="completed")
         with django_assert_max_num_queries(expected):
