@@ -288,7 +288,18 @@ def machine(ctx: Context) -> str:
     with _session(ctx) as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0].split()[0]
-    return f"{os.cpu_count()} cores ({cpu}){memory}, PostgreSQL {version}"
+        cursor.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) "
+            "ORDER BY name",
+            [list(PG_SETTINGS)],
+        )
+        server = ", ".join(f"{name} {value}" for name, value in cursor.fetchall())
+    return f"{os.cpu_count()} cores ({cpu}){memory}, PostgreSQL {version} ({server})"
+
+
+# The server settings that move the figures most, printed with every run (README: "PostgreSQL
+# settings" gives the ones production and the full-scale figures use).
+PG_SETTINGS = ("shared_buffers", "max_wal_size", "synchronous_commit")
 
 
 # --- BENCHMARKS.md -------------------------------------------------------------------------------
