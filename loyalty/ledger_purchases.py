@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -83,9 +84,12 @@ class PurchaseBonuses:
         self.outcomes: dict[object, Outcome] = {}
         self.rejected: dict[object, ValidationError] = {}
 
-    def apply(self, states: list[PurchaseState]) -> None:
+    def apply(
+        self, states: list[PurchaseState], statuses: Mapping[object, str] | None = None
+    ) -> None:
         """Works out every purchase's movements; those refused go to `rejected` (by ref), the
-        rest to `outcomes`. Nothing is written until `write`."""
+        rest to `outcomes`. Nothing is written until `write`. `statuses` (by ref): the status a
+        purchase accrues at where the caller has worked it out already (an order's quote)."""
         # Purchases written just now have nothing posted yet.
         stored_ids = [s.purchase_id for s in states if s.purchase_id is not None and not s.is_new]
         customers = {s.customer_id for s in states if s.customer_id is not None}
@@ -101,7 +105,7 @@ class PurchaseBonuses:
         needs_lots = {s.customer_id for s in states if s.spent or s.purchase_id in ledger}
         needs_lots.update(c for per in ledger.values() for c in per)
         load_lots([self.books[c] for c in needs_lots if c in self.books])
-        percents = self._percents(states, ledger)
+        percents = self._percents(states, ledger, statuses or {})
         # Compared in UTC: aware datetimes with distinct tzinfo objects (one per parsed
         # offset) compare through utcoffset() calls, a tenth of a batch's Python time.
         utc = dt.UTC
@@ -156,9 +160,10 @@ class PurchaseBonuses:
             )
         return ledger
 
-    def _percents(self, states, ledger) -> dict[object, tuple[str, Decimal]]:
+    def _percents(self, states, ledger, known: Mapping[object, str]) -> dict[object, tuple]:
         """(status, percent) for each completed purchase that needs its first accrual percent:
-        the status on its date counting it and the earlier purchases (all written by now)."""
+        the status on its date counting it and the earlier purchases (all written by now),
+        unless `known` gives it."""
         todo = [
             s
             for s in states
@@ -168,11 +173,16 @@ class PurchaseBonuses:
         ]
         if not todo:
             return {}
-        statuses = StatusOnPurchase((s.customer_id for s in todo), {s.purchase_date for s in todo})
+        unknown = [s for s in todo if s.ref not in known]
+        statuses = (
+            StatusOnPurchase((s.customer_id for s in unknown), {s.purchase_date for s in unknown})
+            if unknown
+            else None
+        )
         percent = self.policy.percent
         result = {}
         for s in todo:
-            status = statuses.status(s.customer_id, s.purchase_date)
+            status = known.get(s.ref) or statuses.status(s.customer_id, s.purchase_date)
             result[s.ref] = (status, percent(status, s.purchase_type_id))
         return result
 

@@ -381,7 +381,9 @@ def _post_new_order_bonuses(
         is_new=True,
     )
     batch = PurchaseBonuses(policy=quote.policy, channel=channel, field_name="bonus_to_spend")
-    batch.apply([state])
+    # The quote worked out the status on a purchase that day, counting it: not read again.
+    known = {state.ref: quote.status} if quote.on == order.purchase_date else None
+    batch.apply([state], statuses=known)
     if state.ref in batch.rejected:
         raise batch.rejected[state.ref]
     batch.write()

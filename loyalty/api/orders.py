@@ -70,12 +70,17 @@ def _conflict(error: OrderConflict) -> Response:
     )
 
 
+# Built once per process: formatting an answer only reads the bound fields, while a serializer
+# per answer deep-copies its ~40 fields first (about 1 ms of an order's CPU).
+_RESULT = OrderResultSerializer()
+
+
 def _answer(order_id: int) -> Response:
     """The order as it is now, its bonuses and the customer's balance."""
     order = order_selectors.order_get(order_id=order_id)
     bonuses = order_selectors.order_bonuses([order.pk])[order.pk]
     balance = order_selectors.account_balance(customer_id=order.customer_id)
-    return Response(OrderResultSerializer(order_result_data(order, bonuses, balance)).data)
+    return Response(_RESULT.to_representation(order_result_data(order, bonuses, balance)))
 
 
 def _placed_answer(placed: orders.PlacedOrder) -> Response:
@@ -94,7 +99,7 @@ def _placed_answer(placed: orders.PlacedOrder) -> Response:
     data = order_result_data(
         placed.order, placed.bonuses, placed.balance, placed.quote.discount, lines
     )
-    return Response(OrderResultSerializer(data).data, status=status.HTTP_201_CREATED)
+    return Response(_RESULT.to_representation(data), status=status.HTTP_201_CREATED)
 
 
 class OrderCreateView(APIView):
