@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -432,16 +431,35 @@ def _store(code: str) -> Store:
     return _checked_store(Store.objects.filter(code=code).first())
 
 
+_STORE_FIELDS = ("id", "code", "name", "city", "address", "time_zone", "is_active")
+_STORE_AND_NUMBER_SQL = """
+SELECT {fields}, EXISTS (
+    SELECT 1 FROM {purchases} p
+    WHERE p.source = %(source)s AND p.external_id = %(number)s {per_store}
+)
+FROM {stores} s WHERE s.code = %(code)s
+"""
+
+
 def _store_and_number(code: str, source: str, number: str) -> tuple[Store, bool]:
     """The open store with this code, and whether the channel already has an order with this
-    number (in that store, for a till), in one statement."""
-    taken = Purchase.objects.filter(source=source, external_id=number)
-    if source not in ORDER_SOURCES:
-        taken = taken.filter(store=OuterRef("pk"))  # till sales are numbered per store
-    store = _checked_store(
-        Store.objects.filter(code=code).annotate(number_taken=Exists(taken)).first()
+    number (in that store, for a till), in one statement (plain SQL: the ORM's building of this
+    query cost four times its running)."""
+    sql = _STORE_AND_NUMBER_SQL.format(
+        fields=", ".join(f"s.{name}" for name in _STORE_FIELDS),
+        purchases=Purchase._meta.db_table,
+        stores=Store._meta.db_table,
+        # Till sales are numbered per store.
+        per_store="" if source in ORDER_SOURCES else "AND p.store_id = s.id",
     )
-    return store, store.number_taken
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"source": source, "number": number, "code": code})
+        row = cursor.fetchone()
+    if row is None:
+        return _checked_store(None), False
+    store = Store(**dict(zip(_STORE_FIELDS, row[:-1], strict=True)))
+    store._state.adding, store._state.db = False, connection.alias
+    return _checked_store(store), row[-1]
 
 
 def _checked_store(store: Store | None) -> Store:
