@@ -48,6 +48,7 @@ def catalogue():
     ProductFactory(sku=NUROFEN, name="Нурофен таб. 200 мг №20")
     ProductFactory(sku=MASK, name="Маска медицинская №10")
     StoreFactory(code="A-017")
+    StoreFactory(code="C-CLOSED", is_active=False)
 
 
 @pytest.fixture
@@ -196,6 +197,7 @@ def test_placing_without_an_idempotency_key_is_refused(app, customer):
         ({"number": "x" * 65}, "number"),
         ({"number": "A\x00"}, "number"),
         ({"store": "Z-404"}, "store"),
+        ({"store": "C-CLOSED"}, "store"),
         ({"store": None}, "store"),  # neither pick-up nor delivery
         ({"delivery": True}, "store"),  # both
         ({"lines": []}, "lines"),
