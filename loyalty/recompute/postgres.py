@@ -278,9 +278,18 @@ def _score_params(points: dict, day: dt.date) -> dict:
     return params
 
 
-def _figure_values(points: dict | None) -> str:
-    """SELECT list of FIGURE_COLUMNS computed from loyalty_calc c and loyalty_home h."""
+def _figure_values(points: dict | None, every_home: bool = False) -> str:
+    """SELECT list of FIGURE_COLUMNS computed from loyalty_calc c and loyalty_home h.
+
+    `every_home`: loyalty_home holds every customer with a purchase in the last 12 months (a
+    whole-base run), so a customer missing from it has no home store now. Otherwise (a nightly
+    step) it holds only the customers whose 12 months changed, and the others keep theirs."""
     scored = points is not None
+    home = (
+        "h.store_id"
+        if every_home
+        else "CASE WHEN h.customer_id IS NULL THEN c.old_home ELSE h.store_id END"
+    )
     values = {
         "status": "coalesce(c.status, '')",
         "status_since": "c.since",
@@ -290,7 +299,7 @@ def _figure_values(points: dict | None) -> str:
         "frequency": "round(c.n * %(dpm)s / greatest(%(dpm)s, (%(day)s::date - c.f)), 2)",
         "first_purchase": "c.f",
         "last_purchase": "c.l",
-        "home_store_id": "CASE WHEN h.customer_id IS NULL THEN c.old_home ELSE h.store_id END",
+        "home_store_id": home,
         "purchases_12m": "c.n12",
         "total_12m": "c.m12",
         "r_score": (_score_sql("r", points["r"]) if scored else "NULL") + "::smallint",
@@ -355,9 +364,9 @@ def _rank(day: dt.date) -> dict:
     return points
 
 
-def _write_figures(day: dt.date, points: dict) -> int:
+def _write_figures(day: dt.date, points: dict, every_home: bool = False) -> int:
     columns = ", ".join(FIGURE_COLUMNS)
-    values = _figure_values(points)
+    values = _figure_values(points, every_home)
     new_columns = ", ".join(f"new.{c}" for c in FIGURE_COLUMNS)
     old_columns = ", ".join(f"f.{c}" for c in FIGURE_COLUMNS)
     params = {"day": day, "dpm": DAYS_PER_MONTH, **_score_params(points, day)}
@@ -575,7 +584,7 @@ def full_replay(
     points = _rank(as_of)
     outcome.timed("rank", started)
     started = time.perf_counter()
-    figures_written = _write_figures(as_of, points)
+    figures_written = _write_figures(as_of, points, every_home=True)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

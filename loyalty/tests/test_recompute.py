@@ -264,6 +264,21 @@ def test_a_customer_whose_only_purchase_is_cancelled_loses_figures_and_status():
     assert StatusChange.objects.filter(customer=person, superseded_at__isnull=False).count() == 1
 
 
+def test_a_customer_whose_last_12_months_empty_has_no_home_store_whatever_the_run():
+    # Found by the hypothesis test above: a whole-base run kept the old home store of a
+    # customer with no purchase left in the last 12 months (the nightly steps cleared it).
+    store = StoreFactory()
+    person = CustomerFactory()
+    buy(person, store, dt.date(2024, 1, 29))
+    statuses_recompute(as_of=dt.date(2024, 11, 24), full=True)
+    assert CustomerFigures.objects.get(customer=person).home_store_id == store.pk
+
+    statuses_recompute(as_of=dt.date(2025, 2, 4), full=True)
+
+    figures = CustomerFigures.objects.get(customer=person)
+    assert (figures.status, figures.purchases_12m, figures.home_store_id) == ("lost", 0, None)
+
+
 def test_a_run_for_an_earlier_date_replays_up_to_it():
     store = StoreFactory()
     person = CustomerFactory()
