@@ -372,8 +372,16 @@ def _stored_percent(per: dict[str, tuple]) -> Decimal | None:
     return accrual[2] if accrual else None
 
 
-def purchase_state(purchase: Purchase) -> PurchaseState:
-    """The state of a stored purchase (with its lines)."""
+def purchase_state(
+    purchase: Purchase,
+    *,
+    lines: list[tuple[int, Decimal]] | None = None,
+    is_new: bool = False,
+) -> PurchaseState:
+    """The state of a stored purchase; its (product id, amount) lines read unless given.
+    `is_new`: written just now in this transaction, nothing posted for it yet."""
+    if lines is None:
+        lines = list(purchase.lines.values_list("product_id", "amount"))
     return PurchaseState(
         ref=purchase.pk,
         natural_key=natural_key(purchase.source, purchase.store_id, purchase.external_id),
@@ -382,10 +390,11 @@ def purchase_state(purchase: Purchase) -> PurchaseState:
         purchased_at=purchase.purchased_at,
         purchase_date=purchase.purchase_date,
         purchase_type_id=purchase.purchase_type_id,
-        lines=list(purchase.lines.values_list("product_id", "amount")),
+        lines=lines,
         discount=purchase.discount,
         spent=purchase.bonus_spent,
         purchase_id=purchase.pk,
+        is_new=is_new,
     )
 
 

@@ -24,14 +24,13 @@ from django.utils.translation import gettext as _
 
 from customers.models import Purchase, PurchaseLine, PurchaseType, Source, Store
 from customers.models.purchases import ORDER_SOURCES
-from customers.purchase_hooks import natural_key
 from customers.signals import purchases_changed
 
 from .bonus_rules import ZERO, BonusPolicy, round_money
 from .checkout import Quote, checkout_quote
 from .config_cache import loyalty_config
 from .ledger_book import InsufficientBonus
-from .ledger_purchases import Outcome, PurchaseBonuses, PurchaseState, purchase_bonuses_sync
+from .ledger_purchases import Outcome, PurchaseBonuses, purchase_bonuses_sync, purchase_state
 from .order_selectors import Balance, OrderBonuses, money
 
 Status = Purchase.Status
@@ -365,19 +364,8 @@ def _post_new_order_bonuses(
     """`purchase_bonuses_sync` for an order written just now in this transaction: its lines and
     rules are the quote's, and the ledger holds nothing for it yet, so neither is read again.
     Raises InsufficientBonus."""
-    state = PurchaseState(
-        ref=order.pk,
-        natural_key=natural_key(order.source, order.store_id, order.external_id),
-        customer_id=order.customer_id,
-        status=order.status,
-        purchased_at=order.purchased_at,
-        purchase_date=order.purchase_date,
-        purchase_type_id=order.purchase_type_id,
-        lines=[(line.product_id, line.amount) for line in quote.lines],
-        discount=order.discount,
-        spent=order.bonus_spent,
-        purchase_id=order.pk,
-        is_new=True,
+    state = purchase_state(
+        order, lines=[(line.product_id, line.amount) for line in quote.lines], is_new=True
     )
     batch = PurchaseBonuses(policy=quote.policy, channel=channel, field_name="bonus_to_spend")
     # The quote worked out the status on a purchase that day, counting it: not read again.
