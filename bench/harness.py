@@ -443,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Benchmarks at {ctx.scale} scale ({ctx.customers:,} customers) on {ctx.database_name}")
     ctx.ensure_database()
     machine_line = machine(ctx)
+    if ctx.scale == "full" and "shared_buffers 128MB" in machine_line:
+        print(
+            "   Note: PostgreSQL runs on its default settings (shared_buffers 128MB); the "
+            "full-scale figures in BENCHMARKS.md use the README's 'PostgreSQL settings'."
+        )
     order = {name: getattr(module, "ORDER", 100) for name, module in benchmarks}
     errors, misses = [], []
     for name, module in selected:
