@@ -567,8 +567,9 @@ def test_placing_costs_a_fixed_number_of_queries_whatever_the_lines(
     # The idempotency key claimed (one INSERT ... ON CONFLICT) and its answer
     # stored; the store with the number's check; the products; the customer's facts (one
     # statement); the order and its lines; the account opened and locked, its lots (bonuses
-    # are spent), the ledger rows (the status the quote worked out), what they consumed, the lots and the
-    # account written; 3 savepoints (the test's transaction makes every atomic block one).
+    # are spent), the ledger rows (at the status the quote worked out), what they consumed,
+    # the lots and the account written; 3 savepoints (the test's transaction makes every
+    # atomic block one).
     # Nothing is read back for the answer. SQLite reads the customer's facts in four.
     expected = 18 if connection.vendor == "postgresql" else 21
     for n, lines in enumerate((body(customer)["lines"], many)):
