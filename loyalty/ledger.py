@@ -3,8 +3,9 @@
 Each service locks the customer's account row (`open_books`), checks the idempotency key, lets a
 `ledger_book.Book` work out the rows, and writes them with the account in the same transaction
 (`write_books`). The checkout redemption on PostgreSQL is the hot path: one call of a database
-function (migration 0009) inserts the keyed movement, takes the amount from the balance only if it
-covers it (the CHECK on the balance backs it), then consumes the lots soonest-expiring first.
+function (migrations 0009, 0011) inserts the keyed movement, takes the amount from the balance only
+if it covers it (the CHECK on the balance backs it), then consumes the unexpired lots
+soonest-expiring first.
 
 Everything that changes a customer's lots locks the account row first, in customer-id order for
 many accounts, so a statement that reads lots after taking the lock sees every earlier change.
@@ -584,10 +585,10 @@ def bonus_adjust(
         return _posted(movement, book, replayed=False)
 
 
-# The checkout redemption on PostgreSQL: one call of the function migration 0009 defines (keyed
-# insert, conditional balance update, then the soonest-expiring lots consumed, each statement with
-# a fresh snapshot once the account row is locked). A refusal raises REFUSED with the available
-# balance as its detail; a replayed key returns no row.
+# The checkout redemption on PostgreSQL: one call of the function migration 0011 defines (keyed
+# insert, conditional balance update, then the unexpired lots consumed soonest-expiring first, each
+# statement with a fresh snapshot once the account row is locked). A refusal raises REFUSED with
+# what can be spent as its detail; a replayed key returns no row.
 REDEEM_SQL = (
     "SELECT * FROM loyalty_bonus_redeem(%(customer)s, %(amount)s, %(key)s, %(purchase)s, "
     "%(now)s, %(user)s, %(channel)s, %(reason)s)"
