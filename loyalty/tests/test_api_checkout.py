@@ -23,15 +23,6 @@ URL = "/api/v1/checkout/quote/"
 
 
 @pytest.fixture
-def products():
-    return {
-        "nurofen": ProductFactory(sku="4600000000011"),
-        "mask": ProductFactory(sku="4600000000028"),
-        "rx": ProductFactory(sku="4600000000035", prescription_only=True),
-    }
-
-
-@pytest.fixture
 def customer():
     """A newcomer with 1,000 bonuses and a 10 % personal discount."""
     customer = CustomerFactory(phone="+79123456789", card_number="2900000012345")

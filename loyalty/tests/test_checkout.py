@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from customers.models import PurchaseType
-from customers.tests.factories import CustomerFactory, ProductFactory, StoreFactory
+from customers.tests.factories import CustomerFactory, StoreFactory
 from loyalty.bonus_rules import BonusPolicy
 from loyalty.checkout import Quote, QuoteLine, checkout_quote
 from loyalty.discounts import NextTier
@@ -28,15 +28,6 @@ pytestmark = pytest.mark.django_db
 
 D = Decimal
 DAY = dt.date(2026, 5, 15)
-
-
-@pytest.fixture
-def products():
-    return {
-        "nurofen": ProductFactory(sku="4600000000011"),
-        "mask": ProductFactory(sku="4600000000028"),
-        "rx": ProductFactory(sku="4600000000035", prescription_only=True),
-    }
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from customers.models import Purchase, PurchaseLine, Source
-from customers.tests.factories import CustomerFactory, ProductFactory, StoreFactory
+from customers.tests.factories import CustomerFactory, StoreFactory
 from loyalty.discounts import customer_discount, lifetime_total
 from loyalty.ledger import bonus_grant
 from loyalty.ledger_check import ledger_differences
@@ -38,10 +38,8 @@ NUROFEN, MASK, RX = "4600000000011", "4600000000028", "4600000000035"
 
 
 @pytest.fixture(autouse=True)
-def products():
-    ProductFactory(sku=NUROFEN)
-    ProductFactory(sku=MASK)
-    ProductFactory(sku=RX, prescription_only=True)
+def _catalogue(products):
+    """NUROFEN, MASK and RX (conftest's products) in the catalogue."""
 
 
 @pytest.fixture
