@@ -50,16 +50,6 @@ def anna(**extra):
     return {"card": "2900000012345", "phone": "+7 (912) 345-67-89", **extra}
 
 
-@pytest.fixture
-def pos_file(tmp_path):
-    def build(purchases, store="A-017", name="export.xml"):
-        path = tmp_path / name
-        write_pos_file(path, store, purchases)
-        return path
-
-    return build
-
-
 def test_good_purchases_are_imported_and_each_bad_one_is_reported_and_creates_nothing(pos_file):
     path = pos_file(
         [

@@ -10,7 +10,6 @@ from customers import pos_import
 from customers.models import Customer, Purchase, Source
 from customers.pos_import import pos_file_import
 from customers.tests.factories import CustomerFactory, ProductFactory, StoreFactory
-from customers.tests.pos_xml_builders import write_pos_file
 from loyalty.ledger import bonus_grant
 from loyalty.ledger_check import ledger_differences
 from loyalty.models import BonusAccount, BonusMovement, MovementKind
@@ -42,16 +41,6 @@ def customer():
     customer = CustomerFactory(card_number="2900000012345")
     bonus_grant(customer.pk, MovementKind.CAMPAIGN, "1000.00", key=f"seed-{customer.pk}")
     return customer
-
-
-@pytest.fixture
-def pos_file(tmp_path):
-    def build(purchases, store="A-017", name="export.xml"):
-        path = tmp_path / name
-        write_pos_file(path, store, purchases)
-        return path
-
-    return build
 
 
 def place(customer, number="A-1001", source=Source.APP, spend="50.00", store="B-002"):
