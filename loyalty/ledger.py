@@ -76,21 +76,32 @@ def open_books(customer_ids: Iterable[int], *, with_lots: Iterable[int] = ()) ->
     now = timezone.now()
     with connection.cursor() as cursor:
         if _postgres():
-            # Only the missing accounts go to the insert: an index probe per id is cheaper
-            # than a speculative insert (ON CONFLICT still covers a concurrent creation).
+            # One statement: the missing accounts created (an index probe per id is cheaper
+            # than a speculative insert; ON CONFLICT covers a concurrent creation), then the
+            # others locked in id order (UNION ALL reads its branches in order).
             cursor.execute(
+                "WITH new AS ("
                 f"INSERT INTO {ACCOUNTS} (customer_id, balance, pending, debt, updated_at) "
                 "SELECT c, 0, 0, 0, %s FROM unnest(%s::bigint[]) AS c "
                 f"WHERE NOT EXISTS (SELECT FROM {ACCOUNTS} a WHERE a.customer_id = c) "
-                "ON CONFLICT DO NOTHING",
-                [now, ids],
-            )
-            cursor.execute(
+                "ON CONFLICT DO NOTHING RETURNING customer_id, balance, pending, debt"
+                "), locked AS ("
                 f"SELECT customer_id, balance, pending, debt FROM {ACCOUNTS} "
-                "WHERE customer_id = ANY(%s) ORDER BY customer_id FOR UPDATE",
-                [ids],
+                "WHERE customer_id = ANY(%s) ORDER BY customer_id FOR UPDATE"
+                ") SELECT * FROM new UNION ALL SELECT * FROM locked",
+                [now, ids, ids],
             )
             rows = cursor.fetchall()
+            if len(rows) < len(ids):
+                # Created by a concurrent transaction that committed after this statement's
+                # snapshot (the insert waited for it, then skipped them): locked now.
+                missing = sorted(set(ids) - {row[0] for row in rows})
+                cursor.execute(
+                    f"SELECT customer_id, balance, pending, debt FROM {ACCOUNTS} "
+                    "WHERE customer_id = ANY(%s) ORDER BY customer_id FOR UPDATE",
+                    [missing],
+                )
+                rows += cursor.fetchall()
         else:
             BonusAccount.objects.bulk_create(
                 [BonusAccount(customer_id=c, updated_at=now) for c in ids],
@@ -213,6 +224,11 @@ SMALL_WRITE = 50
 def _write_postgres(books, movements, lots, debts, now) -> None:
     from psycopg2.extras import execute_values
 
+    if max(len(movements), len(lots), len(debts), len(books)) < SMALL_WRITE:
+        consumptions = [c for b in books for c in b.consumptions]
+        if len(consumptions) < SMALL_WRITE:
+            _write_small(books, movements, consumptions, lots, debts, now)
+            return
     with connection.cursor() as cursor:
         if len(movements) >= SMALL_WRITE:
             _copy_movements(cursor, movements)
@@ -258,6 +274,101 @@ def _write_postgres(books, movements, lots, debts, now) -> None:
             ("id bigint", "balance numeric", "pending numeric", "debt numeric", "at timestamptz"),
             [(b.customer_id, b.balance, b.pending, b.debt, now.isoformat()) for b in books],
         )
+
+
+def _write_small(books, movements, consumptions, lots, debts, now) -> None:
+    """A few rows (an API order, a grant, an adjustment) in one statement: the movements
+    inserted, the consumptions naming the new ones by key, the lots, debts and accounts
+    updated (each a data-modifying CTE: one round trip where there were up to five)."""
+    parts: list[str] = []
+    params: list = []
+
+    def values(rows: list[tuple], types: tuple[str, ...] | None = None) -> str:
+        cast = types or ("",) * len(rows[0])
+        row = "(" + ", ".join(f"%s{'::' + t if t else ''}" for t in cast) + ")"
+        for r in rows:
+            params.extend(r)
+        return ", ".join([row] * len(rows))
+
+    if movements:
+        rows = [
+            (
+                m.customer_id,
+                m.kind,
+                m.amount,
+                m.key,
+                m.purchase_id,
+                m.campaign_ref,
+                m.created_at,
+                m.created_by_id,
+                m.channel,
+                m.reason,
+                m.available_at,
+                m.expires_at,
+                m.is_pending,
+                m.remaining,
+                m.uncovered,
+                m.accrual_percent,
+                m.status,
+            )
+            for m in movements
+        ]
+        parts.append(
+            f"m AS (INSERT INTO {MOVEMENTS} ({', '.join(MOVEMENT_COLUMNS[1:])}) "
+            f"VALUES {values(rows)} RETURNING idempotency_key, id)"
+        )
+    if consumptions:
+
+        def side(ref) -> tuple:
+            return (None, ref.key) if isinstance(ref, NewMovement) else (ref, None)
+
+        rows = [(*side(d), *side(c), amount) for d, c, amount in consumptions]
+        joins = (
+            " LEFT JOIN m md ON md.idempotency_key = v.debit_key"
+            " LEFT JOIN m mc ON mc.idempotency_key = v.credit_key"
+            if movements
+            else ""
+        )
+        debit, credit = ("coalesce(v.debit_id, md.id)", "coalesce(v.credit_id, mc.id)")
+        if not movements:
+            debit, credit = "v.debit_id", "v.credit_id"
+        params.append(now)  # the placeholders' order: the time, then the rows
+        vals = values(rows, ("bigint", "text", "bigint", "text", "numeric"))
+        parts.append(
+            f"c AS (INSERT INTO {CONSUMPTIONS} (debit_id, credit_id, amount, created_at) "
+            f"SELECT {debit}, {credit}, v.amount, %s::timestamptz FROM (VALUES {vals}) "
+            f"AS v (debit_id, debit_key, credit_id, credit_key, amount){joins})"
+        )
+    if lots:
+        vals = values(
+            [(lot.id, lot.remaining, lot.pending) for lot in lots], ("bigint", "numeric", "boolean")
+        )
+        parts.append(
+            f"l AS (UPDATE {MOVEMENTS} t SET remaining = v.remaining, is_pending = v.pending "
+            f"FROM (VALUES {vals}) AS v (id, remaining, pending) WHERE t.id = v.id)"
+        )
+    if debts:
+        vals = values([(d.id, d.uncovered) for d in debts], ("bigint", "numeric"))
+        parts.append(
+            f"d AS (UPDATE {MOVEMENTS} t SET uncovered = v.uncovered "
+            f"FROM (VALUES {vals}) AS v (id, uncovered) WHERE t.id = v.id)"
+        )
+    params.append(now)
+    vals = values(
+        [(b.customer_id, b.balance, b.pending, b.debt) for b in books],
+        ("bigint", "numeric", "numeric", "numeric"),
+    )
+    parts.append(
+        f"a AS (UPDATE {ACCOUNTS} t SET balance = v.balance, pending = v.pending, "
+        f"debt = v.debt, updated_at = %s::timestamptz FROM (VALUES {vals}) "
+        "AS v (id, balance, pending, debt) WHERE t.customer_id = v.id)"
+    )
+    final = "SELECT idempotency_key, id FROM m" if movements else "SELECT NULL, NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} {final}", params)
+        ids = dict(cursor.fetchall())
+    for movement in movements:
+        movement.id = ids[movement.key]
 
 
 def _update_from(cursor, update: str, join: str, columns: tuple[str, ...], rows: list) -> None:

@@ -73,6 +73,9 @@ def _conflict(error: OrderConflict) -> Response:
 # Built once per process: formatting an answer only reads the bound fields, while a serializer
 # per answer deep-copies its ~40 fields first (about 1 ms of an order's CPU).
 _RESULT = OrderResultSerializer()
+# The same for the request: validating only reads the bound fields (no state kept on the
+# serializer), so one instance checks every request's body.
+_CREATE = OrderCreateSerializer()
 
 
 def _answer(order_id: int) -> Response:
@@ -145,9 +148,7 @@ class OrderCreateView(APIView):
     @staticmethod
     def _place(request) -> Response:
         source = client_source(request)  # 403 for a client of no channel
-        body = OrderCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = _CREATE.run_validation(request.data)  # 400 naming each bad field
         try:
             placed = orders.order_place(
                 customer_id=data["customer"],

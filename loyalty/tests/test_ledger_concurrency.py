@@ -148,3 +148,55 @@ def test_expiry_on_several_connections_expires_each_account_once():
     again = bonus_expire(now=expires, chunk=2, connections=3)
     assert (again.accounts, again.amount) == (0, D("0"))
     assert ledger_differences() == []
+
+
+def test_an_account_created_by_a_concurrent_transaction_is_locked_and_returned():
+    """open_books' one statement creates the missing accounts and locks the rest; an account
+    another transaction creates while the insert waits (committed after the statement's
+    snapshot) is locked by a second statement, not left out."""
+    from django.db import transaction
+
+    from loyalty.ledger import open_books
+
+    customer = CustomerFactory()
+    created, second_done = threading.Event(), threading.Event()
+    outcome = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                open_books([customer.pk])  # creates the account, holds its lock
+                created.set()
+                second_done.wait(0.5)  # the second's insert is waiting on this row now
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            created.wait(10)
+            with transaction.atomic():
+                books = open_books([customer.pk])
+                outcome["balance"] = books[customer.pk].balance
+                with connection.cursor() as cursor:  # this transaction holds the row's lock
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE l.pid = pg_backend_pid() AND c.relname = 'loyalty_bonusaccount' "
+                        "AND l.mode = 'RowShareLock'"
+                    )
+                    outcome["row_share"] = cursor.fetchone()[0]
+        except Exception as error:
+            outcome["error"] = error
+        finally:
+            second_done.set()
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert "error" not in outcome, outcome
+    assert outcome["balance"] == D("0.00")
+    assert outcome["row_share"] == 1
+    assert BonusAccount.objects.filter(customer=customer).count() == 1

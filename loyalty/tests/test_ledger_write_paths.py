@@ -95,3 +95,22 @@ def test_a_grant_is_written_by_both_paths_with_its_id(write_path):
     assert bonus_grant(customer.pk, "welcome", "100.00", key="welcome:1").replayed
     assert BonusAccount.objects.get(customer=customer).balance == D("100.00")
     assert ledger_differences() == []
+
+
+def test_a_spend_of_bonuses_earned_in_the_same_write_names_both_new_rows(tmp_path, write_path):
+    # One file, one write: 1 earns 30.00, 2 spends them (a consumption between two new rows).
+    run = import_file(
+        tmp_path,
+        "both.xml",
+        [
+            purchase("1", "2026-11-20T14:00:00+03:00"),
+            purchase("2", "2026-11-21T14:00:00+03:00", bonus_spent="30.00"),
+        ],
+    )
+    assert (run.created, run.rejected) == (2, 0)
+    consumption = BonusConsumption.objects.get()
+    assert (consumption.debit.purchase.external_id, consumption.debit.kind) == ("2", "redemption")
+    assert (consumption.credit.purchase.external_id, consumption.credit.kind) == ("1", "accrual")
+    assert consumption.amount == D("30.00")
+    assert balance() == (D("29.10"), D("0.00"), D("0.00"))
+    assert ledger_differences() == []
