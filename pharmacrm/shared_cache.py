@@ -82,19 +82,29 @@ request_finished.connect(_request_finished, dispatch_uid="pharmacrm.shared_cache
 def config_version(name: str) -> bytes | str:
     """The current version token of configuration `name`. A missing token (a flushed or
     restarted cache) is replaced by a fresh one, so nobody trusts a copy older than the flush."""
-    key = f"{PREFIX}version:{name}"
+    return _versions([name])[name]
+
+
+def _versions(names: list[str]) -> dict[str, bytes | str]:
+    """config_version of each name, in one round trip (MGET) when every token is there."""
+    keys = [f"{PREFIX}version:{name}" for name in names]
     client = redis_client()
     if client is not None:
-        token = client.get(key)
+        tokens = client.mget(keys)
+        for i, token in enumerate(tokens):
+            if token is None:
+                client.set(keys[i], uuid.uuid4().hex, nx=True)
+                tokens[i] = client.get(keys[i])
+        return dict(zip(names, tokens, strict=True))
+    found = cache.get_many(keys)
+    versions = {}
+    for name, key in zip(names, keys, strict=True):
+        token = found.get(key)
         if token is None:
-            client.set(key, uuid.uuid4().hex, nx=True)
-            token = client.get(key)
-        return token
-    token = cache.get(key)
-    if token is None:
-        cache.add(key, uuid.uuid4().hex, None)
-        token = cache.get(key)
-    return token
+            cache.add(key, uuid.uuid4().hex, None)
+            token = cache.get(key)
+        versions[name] = token
+    return versions
 
 
 def config_changed(name: str) -> None:
@@ -123,11 +133,16 @@ def config_cached(name: str, load: Callable[[], T]) -> T:
     """Configuration `name` as `load()` gives it, loaded again only when its version changed
     (one cache read per request, or per call outside requests)."""
     checked = getattr(_request, "versions", None)
-    version = checked.get(name) if checked is not None else None
-    if version is None:
+    if checked is None:
         version = config_version(name)
-        if checked is not None:
-            checked[name] = version
+    else:
+        version = checked.get(name)
+        if version is None:
+            # A request's first use reads every configuration this process has used: one
+            # round trip, not one per configuration (an order asks for the API clients' and
+            # the loyalty rules').
+            checked.update(_versions(sorted({name, *_local} - checked.keys())))
+            version = checked[name]
     held = _local.get(name)
     if held is not None and held[0] == version:
         return held[1]  # type: ignore[return-value]
