@@ -8,6 +8,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 
+from pharmacrm.prepared import execute_prepared
+
 from .identity import IDENTIFIER_FIELDS, identifier_owner
 from .models import Channel, Consent, Customer, ExternalId, IdentifierAlias, ImportRun
 from .normalize import normalize_card, normalize_email, normalize_phone
@@ -151,7 +153,8 @@ def _card_holder_row(kind: str, canonical: str, fields: Sequence[str]) -> dict |
         where = f"LOWER({column}) = %s" if kind == "email" else f"{column} = %s"
         columns = ", ".join(Customer._meta.get_field(name).column for name in fields)
         with connection.cursor() as cursor:
-            cursor.execute(
+            execute_prepared(
+                cursor,
                 f"SELECT {columns} FROM {Customer._meta.db_table} WHERE {where} LIMIT 1",
                 [canonical.lower() if kind == "email" else canonical],
             )

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer, Product, Purchase
+from pharmacrm.prepared import execute_prepared
 from pharmacrm.validation import field_error
 
 from .bonus_rules import HUNDRED, KOPECK, ZERO, BonusPolicy, parse_amount, round_money
@@ -287,10 +288,21 @@ def _parse_lines(
     return parsed, prescription_only, names
 
 
+_PRODUCTS_SQL = (
+    f"SELECT id, sku, name, prescription_only FROM {Product._meta.db_table} "
+    "WHERE id = ANY(%s::bigint[]) OR sku = ANY(%s::varchar[])"
+)
+
+
 def _products(ids: set[int], skus: set[str]) -> list[tuple[int, str, str, bool]]:
     """(id, SKU, name, prescription-only) of the products with these ids or SKUs. Plain SQL:
     on a quote the ORM's building of this query cost more than running it."""
     q = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        # Arrays: one statement text whatever the basket, prepared once per connection.
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, _PRODUCTS_SQL, [sorted(ids), sorted(skus)])
+            return [(pk, sku, name, bool(rx)) for pk, sku, name, rx in cursor.fetchall()]
     matches = []
     if ids:
         matches.append(f"{q('id')} IN ({', '.join(['%s'] * len(ids))})")
@@ -327,7 +339,8 @@ def _customer_facts(customer_id: int, day: dt.date, th: Thresholds) -> _Facts | 
     ):
         return _customer_facts_apart(customer_id, day)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             _FACTS_SQL,
             {
                 "customer": customer_id,

@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from pharmacrm.prepared import execute_prepared
 from pharmacrm.validation import field_error
 
 from .bonus_rules import BonusPolicy, parse_amount
@@ -79,10 +80,11 @@ def open_books(customer_ids: Iterable[int], *, with_lots: Iterable[int] = ()) ->
             # One statement: the missing accounts created (an index probe per id is cheaper
             # than a speculative insert; ON CONFLICT covers a concurrent creation), then the
             # others locked in id order (UNION ALL reads its branches in order).
-            cursor.execute(
+            execute_prepared(
+                cursor,
                 "WITH new AS ("
                 f"INSERT INTO {ACCOUNTS} (customer_id, balance, pending, debt, updated_at) "
-                "SELECT c, 0, 0, 0, %s FROM unnest(%s::bigint[]) AS c "
+                "SELECT c, 0, 0, 0, %s::timestamptz FROM unnest(%s::bigint[]) AS c "
                 f"WHERE NOT EXISTS (SELECT FROM {ACCOUNTS} a WHERE a.customer_id = c) "
                 "ON CONFLICT DO NOTHING RETURNING customer_id, balance, pending, debt"
                 "), locked AS ("

@@ -26,6 +26,7 @@ from customers.models import Purchase, PurchaseLine, PurchaseType, Source, Store
 from customers.models.purchases import ORDER_SOURCES
 from customers.purchase_hooks import natural_key
 from customers.signals import purchases_changed
+from pharmacrm.prepared import execute_prepared
 
 from .bonus_rules import ZERO, BonusPolicy, round_money
 from .checkout import Quote, checkout_quote
@@ -469,7 +470,7 @@ def _store_and_number(code: str, source: str, number: str) -> tuple[Store, bool]
         per_store="" if source in ORDER_SOURCES else "AND p.store_id = s.id",
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"source": source, "number": number, "code": code})
+        execute_prepared(cursor, sql, {"source": source, "number": number, "code": code})
         row = cursor.fetchone()
     if row is None:
         return _checked_store(None), False
@@ -497,7 +498,8 @@ def _insert_order(order: Purchase, lines: Sequence) -> bool:
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
+            execute_prepared(
+                cursor,
                 f"WITH p AS ({insert}), l AS ("
                 f"INSERT INTO {q(PurchaseLine._meta.db_table)} ({_LINE_COLUMNS}) "
                 "SELECT p.id, x.product, x.qty, x.price, x.amount FROM p, "

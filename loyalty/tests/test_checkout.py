@@ -284,6 +284,7 @@ def test_the_quote_reads_a_fixed_number_of_queries_whatever_the_lines(
     # months in one statement (four on SQLite; the tiers and thresholds: the process's
     # configuration).
     expected = 2 if connection.vendor == "postgresql" else 5
+    checkout_quote(customer.pk, few, on=DAY, policy=policy)  # a connection's first PREPAREs
     with django_assert_num_queries(expected):
         checkout_quote(customer.pk, few, on=DAY, policy=policy)
     with django_assert_num_queries(expected):

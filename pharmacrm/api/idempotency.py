@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.response import Response
 
+from pharmacrm.prepared import execute_prepared
+
 from .models import IdempotentRequest
 
 HEADER = "Idempotency-Key"
@@ -63,7 +65,8 @@ def _claim(client_id: int, key: str, endpoint: str, digest: str) -> int | None:
     q = connection.ops.quote_name
     table = q(IdempotentRequest._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"INSERT INTO {table} ({q('client_id')}, {q('key')}, {q('endpoint')}, "
             f"{q('request_hash')}, {q('status_code')}, {q('response')}, {q('created_at')}) "
             f"VALUES (%s, %s, %s, %s, 0, %s, %s) "
@@ -86,7 +89,8 @@ def _store(claim: int, response: Response) -> None:
     to run, on every order)."""
     q = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"UPDATE {q(IdempotentRequest._meta.db_table)} "
             f"SET {q('status_code')} = %s, {q('response')} = %s WHERE {q('id')} = %s",
             [response.status_code, json.dumps(response.data, default=str), claim],
