@@ -297,12 +297,12 @@ _PRODUCTS_SQL = (
 def _products(ids: set[int], skus: set[str]) -> list[tuple[int, str, str, bool]]:
     """(id, SKU, name, prescription-only) of the products with these ids or SKUs. Plain SQL:
     on a quote the ORM's building of this query cost more than running it."""
-    q = connection.ops.quote_name
     if connection.vendor == "postgresql":
         # Arrays: one statement text whatever the basket, prepared once per connection.
         with connection.cursor() as cursor:
             execute_prepared(cursor, _PRODUCTS_SQL, [sorted(ids), sorted(skus)])
             return [(pk, sku, name, bool(rx)) for pk, sku, name, rx in cursor.fetchall()]
+    q = connection.ops.quote_name
     matches = []
     if ids:
         matches.append(f"{q('id')} IN ({', '.join(['%s'] * len(ids))})")

@@ -80,7 +80,10 @@ def open_books(customer_ids: Iterable[int], *, with_lots: Iterable[int] = ()) ->
             # One statement: the missing accounts created (an index probe per id is cheaper
             # than a speculative insert; ON CONFLICT covers a concurrent creation), then the
             # others locked in id order (UNION ALL reads its branches in order).
-            execute_prepared(
+            # Prepared for the few accounts of an API call (its plan cost more than its run);
+            # a batch's thousands are planned each time, for their own sizes.
+            execute = execute_prepared if len(ids) < SMALL_WRITE else _execute
+            execute(
                 cursor,
                 "WITH new AS ("
                 f"INSERT INTO {ACCOUNTS} (customer_id, balance, pending, debt, updated_at) "
@@ -123,6 +126,10 @@ def open_books(customer_ids: Iterable[int], *, with_lots: Iterable[int] = ()) ->
     if load:
         load_lots(load)
     return books
+
+
+def _execute(cursor, sql: str, params) -> None:
+    cursor.execute(sql, params)
 
 
 def _load_one(book: Book) -> None:
@@ -325,15 +332,14 @@ def _write_small(books, movements, consumptions, lots, debts, now) -> None:
             return (None, ref.key) if isinstance(ref, NewMovement) else (ref, None)
 
         rows = [(*side(d), *side(c), amount) for d, c, amount in consumptions]
-        joins = (
-            " LEFT JOIN m md ON md.idempotency_key = v.debit_key"
-            " LEFT JOIN m mc ON mc.idempotency_key = v.credit_key"
-            if movements
-            else ""
-        )
-        debit, credit = ("coalesce(v.debit_id, md.id)", "coalesce(v.credit_id, mc.id)")
-        if not movements:
-            debit, credit = "v.debit_id", "v.credit_id"
+        if movements:  # a new row is named by its key, found among those inserted (m)
+            debit, credit = "coalesce(v.debit_id, md.id)", "coalesce(v.credit_id, mc.id)"
+            joins = (
+                " LEFT JOIN m md ON md.idempotency_key = v.debit_key"
+                " LEFT JOIN m mc ON mc.idempotency_key = v.credit_key"
+            )
+        else:
+            debit, credit, joins = "v.debit_id", "v.credit_id", ""
         params.append(now)  # the placeholders' order: the time, then the rows
         vals = values(rows, ("bigint", "text", "bigint", "text", "numeric"))
         parts.append(

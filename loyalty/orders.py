@@ -12,6 +12,7 @@ both reversed on cancel or return). A refusal leaves nothing written.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -480,7 +481,29 @@ def _store_and_number(code: str, source: str, number: str) -> tuple[Store, bool]
 
 
 _PURCHASE_FIELDS = [f for f in Purchase._meta.concrete_fields if not f.primary_key]
-_LINE_COLUMNS = "purchase_id, product_id, qty, price, amount"
+
+
+@functools.cache
+def _insert_order_sql(vendor: str) -> str:
+    """The order's INSERT (... ON CONFLICT DO NOTHING RETURNING id), with its lines' on
+    PostgreSQL: built once, one text for execute_prepared."""
+    q = connection.ops.quote_name
+    columns = ", ".join(q(f.column) for f in _PURCHASE_FIELDS)
+    insert = (
+        f"INSERT INTO {q(Purchase._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(_PURCHASE_FIELDS))}) ON CONFLICT DO NOTHING RETURNING id"
+    )
+    if vendor != "postgresql":
+        return insert
+    return (
+        f"WITH p AS ({insert}), l AS ("
+        f"INSERT INTO {q(PurchaseLine._meta.db_table)} "
+        "(purchase_id, product_id, qty, price, amount) "
+        "SELECT p.id, x.product, x.qty, x.price, x.amount FROM p, "
+        "unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[]) "
+        "AS x (product, qty, price, amount)"
+        ") SELECT id FROM p"
+    )
 
 
 def _insert_order(order: Purchase, lines: Sequence) -> bool:
@@ -489,40 +512,23 @@ def _insert_order(order: Purchase, lines: Sequence) -> bool:
     every unique constraint of a purchase is on its number). INSERT ... ON CONFLICT DO NOTHING,
     not an IntegrityError caught under a savepoint; on PostgreSQL one statement for both (the
     ORM's insert and bulk_create cost more to build than to run)."""
-    q = connection.ops.quote_name
-    columns = ", ".join(q(f.column) for f in _PURCHASE_FIELDS)
     values = [f.get_db_prep_save(f.pre_save(order, True), connection) for f in _PURCHASE_FIELDS]
-    insert = (
-        f"INSERT INTO {q(Purchase._meta.db_table)} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(values))}) ON CONFLICT DO NOTHING RETURNING id"
-    )
+    postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            execute_prepared(
-                cursor,
-                f"WITH p AS ({insert}), l AS ("
-                f"INSERT INTO {q(PurchaseLine._meta.db_table)} ({_LINE_COLUMNS}) "
-                "SELECT p.id, x.product, x.qty, x.price, x.amount FROM p, "
-                "unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[]) "
-                "AS x (product, qty, price, amount)"
-                ") SELECT id FROM p",
-                [
-                    *values,
-                    [line.product_id for line in lines],
-                    [line.qty for line in lines],
-                    [line.price for line in lines],
-                    [line.amount for line in lines],
-                ],
-            )
-            row = cursor.fetchone()
-        else:
-            cursor.execute(insert, values)
-            row = cursor.fetchone()
+        if postgres:
+            values += [
+                [line.product_id for line in lines],
+                [line.qty for line in lines],
+                [line.price for line in lines],
+                [line.amount for line in lines],
+            ]
+        execute_prepared(cursor, _insert_order_sql(connection.vendor), values)
+        row = cursor.fetchone()
     if row is None:
         return False
     order.pk = row[0]
     order._state.adding, order._state.db = False, connection.alias
-    if connection.vendor != "postgresql":
+    if not postgres:
         PurchaseLine.objects.bulk_create(
             [
                 PurchaseLine(
