@@ -453,25 +453,36 @@ _STORE_FIELDS = ("id", "code", "name", "city", "address", "time_zone", "is_activ
 _STORE_AND_NUMBER_SQL = """
 SELECT {fields}, EXISTS (
     SELECT 1 FROM {purchases} p
-    WHERE p.source = %(source)s AND p.external_id = %(number)s {per_store}
+    WHERE p.source = '{source}' AND p.external_id = %(number)s {per_store}
 )
 FROM {stores} s WHERE s.code = %(code)s
 """
+
+
+@functools.cache
+def _store_and_number_sql(source: str) -> str:
+    """The statement for a channel. Its source is written in, not a parameter: the plan
+    PostgreSQL keeps for a prepared statement must see it to use the order numbers' partial
+    index (a plan for any source reads the ten million purchases: 0.5 s, not 0.06 ms)."""
+    if source not in Source.values:  # a code from the reference list, never a caller's text
+        raise ValueError(f"unknown source {source!r}")
+    return _STORE_AND_NUMBER_SQL.format(
+        fields=", ".join(f"s.{name}" for name in _STORE_FIELDS),
+        purchases=Purchase._meta.db_table,
+        stores=Store._meta.db_table,
+        source=source,
+        # Till sales are numbered per store.
+        per_store="" if source in ORDER_SOURCES else "AND p.store_id = s.id",
+    )
 
 
 def _store_and_number(code: str, source: str, number: str) -> tuple[Store, bool]:
     """The open store with this code, and whether the channel already has an order with this
     number (in that store, for a till), in one statement (plain SQL: the ORM's building of this
     query cost four times its running)."""
-    sql = _STORE_AND_NUMBER_SQL.format(
-        fields=", ".join(f"s.{name}" for name in _STORE_FIELDS),
-        purchases=Purchase._meta.db_table,
-        stores=Store._meta.db_table,
-        # Till sales are numbered per store.
-        per_store="" if source in ORDER_SOURCES else "AND p.store_id = s.id",
-    )
+    sql = _store_and_number_sql(source)
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, {"source": source, "number": number, "code": code})
+        execute_prepared(cursor, sql, {"number": number, "code": code})
         row = cursor.fetchone()
     if row is None:
         return _checked_store(None), False
