@@ -300,28 +300,7 @@ def _write_small(books, movements, consumptions, lots, debts, now) -> None:
         return ", ".join([row] * len(rows))
 
     if movements:
-        rows = [
-            (
-                m.customer_id,
-                m.kind,
-                m.amount,
-                m.key,
-                m.purchase_id,
-                m.campaign_ref,
-                m.created_at,
-                m.created_by_id,
-                m.channel,
-                m.reason,
-                m.available_at,
-                m.expires_at,
-                m.is_pending,
-                m.remaining,
-                m.uncovered,
-                m.accrual_percent,
-                m.status,
-            )
-            for m in movements
-        ]
+        rows = [_movement_row(m) for m in movements]
         parts.append(
             f"m AS (INSERT INTO {MOVEMENTS} ({', '.join(MOVEMENT_COLUMNS[1:])}) "
             f"VALUES {values(rows)} RETURNING idempotency_key, id)"
@@ -407,32 +386,34 @@ def _update_from(cursor, update: str, join: str, columns: tuple[str, ...], rows:
     cursor.execute(f"TRUNCATE {table}")  # a second write in the same transaction starts empty
 
 
+def _movement_row(m: NewMovement) -> tuple:
+    """A movement's values in MOVEMENT_COLUMNS' order, without the id."""
+    return (
+        m.customer_id,
+        m.kind,
+        m.amount,
+        m.key,
+        m.purchase_id,
+        m.campaign_ref,
+        m.created_at,
+        m.created_by_id,
+        m.channel,
+        m.reason,
+        m.available_at,
+        m.expires_at,
+        m.is_pending,
+        m.remaining,
+        m.uncovered,
+        m.accrual_percent,
+        m.status,
+    )
+
+
 def _insert_movements(cursor, movements: list[NewMovement]) -> None:
     """A few movements: one multi-row INSERT, the ids read back by key (unique)."""
     from psycopg2.extras import execute_values
 
-    rows = [
-        (
-            m.customer_id,
-            m.kind,
-            m.amount,
-            m.key,
-            m.purchase_id,
-            m.campaign_ref,
-            m.created_at,
-            m.created_by_id,
-            m.channel,
-            m.reason,
-            m.available_at,
-            m.expires_at,
-            m.is_pending,
-            m.remaining,
-            m.uncovered,
-            m.accrual_percent,
-            m.status,
-        )
-        for m in movements
-    ]
+    rows = [_movement_row(m) for m in movements]
     ids = dict(
         execute_values(
             cursor,

@@ -100,93 +100,71 @@ def order_place(
     if status not in (Status.PLACED, Status.COMPLETED):
         raise ValidationError({"status": _("An order is placed or completed.")}, code="invalid")
     now = now or timezone.now()
-    # Every refusal is found before anything is written and returned from the block, not raised
-    # in it: inside a caller's transaction (the API's Idempotency-Key one) the block then needs
-    # no savepoint of its own, two round trips less per order.
+    # Every refusal is found before anything is written and kept, not raised, inside the block:
+    # within a caller's transaction (the API's Idempotency-Key one) the block then needs no
+    # savepoint of its own, two round trips less per order.
     with transaction.atomic(savepoint=False):
-        placed = _place(
-            customer_id=customer_id,
-            number=number,
-            source=source,
-            lines=lines,
-            store_code=store_code,
-            delivery=delivery,
-            bonus_to_spend=bonus_to_spend,
-            status=status,
-            channel=channel,
-            now=now,
-        )
+        try:
+            order, quote = _priced_order(
+                customer_id=customer_id,
+                number=number,
+                source=source,
+                lines=lines,
+                store_code=store_code,
+                delivery=delivery,
+                bonus_to_spend=bonus_to_spend,
+                status=status,
+                now=now,
+            )
+        except (ValidationError, OrderConflict) as error:
+            placed = error
+        else:
+            placed = _place(order, quote, channel=channel)
     if isinstance(placed, Exception):
         raise placed
     return placed
 
 
-def _place(
-    *,
-    customer_id: int,
-    number: str,
-    source: str,
-    lines: Sequence[OrderLine],
-    store_code: str | None,
-    delivery: bool,
-    bonus_to_spend: Decimal,
-    status: str,
-    channel: str,
-    now: dt.datetime,
-) -> PlacedOrder | ValidationError | OrderConflict:
-    """order_place's work, inside its transaction: the order placed, or why not (with nothing
-    written: the checks come first, then the account is locked and the spend checked, then the
-    order and its ledger rows are written)."""
-    try:
-        order, quote = _priced_order(
-            customer_id=customer_id,
-            number=number,
-            source=source,
-            lines=lines,
-            store_code=store_code,
-            delivery=delivery,
-            bonus_to_spend=bonus_to_spend,
-            status=status,
-            now=now,
-        )
-    except (ValidationError, OrderConflict) as error:
-        return error
+def _place(order: Purchase, quote: Quote, *, channel: str) -> PlacedOrder | OrderConflict:
+    """order_place's writes, inside its transaction: the order placed, or why not (with nothing
+    written: the account is locked and the spend checked first, then the order and its ledger
+    rows are written)."""
     # The order's bonuses are worked out (the account locked, the spend checked against the
     # balance) before it is written: the ledger holds nothing for a new order, and its lines
     # and rules are the quote's, so neither is read again.
-    ref = natural_key(source, order.store_id, number)
+    ref = natural_key(order.source, order.store_id, order.external_id)
     state = PurchaseState(
         ref=ref,
         natural_key=ref,
-        customer_id=customer_id,
-        status=status,
+        customer_id=order.customer_id,
+        status=order.status,
         purchased_at=order.purchased_at,
         purchase_date=order.purchase_date,
         purchase_type_id=order.purchase_type_id,
         lines=[(line.product_id, line.amount) for line in quote.lines],
         discount=order.discount,
-        spent=bonus_to_spend,
+        spent=order.bonus_spent,
         is_new=True,
     )
     batch = PurchaseBonuses(policy=quote.policy, channel=channel, field_name="bonus_to_spend")
     # The quote worked out the status on a purchase that day (the order's), counting it.
     batch.apply([state], statuses={ref: quote.status})
     if ref in batch.rejected:
-        if _number_taken(source, order.store, number):
+        if _number_taken(order.source, order.store, order.external_id):
             # A concurrent request with this number (another Idempotency-Key) held the account
             # and won: that, not the balance it left, is why this one is refused.
-            return _order_exists(number)
+            return _order_exists(order.external_id)
         error = batch.rejected[ref]
         return OrderConflict(error.messages[0], code="insufficient_bonus", field="bonus_to_spend")
     if not _insert_order(order, quote.lines):
         # A concurrent request with the same number (another Idempotency-Key) won.
-        return _order_exists(number)
+        return _order_exists(order.external_id)
     batch.set_purchase_ids({ref: order.pk})
     batch.write()
-    if status == Status.COMPLETED:
+    if order.status == Status.COMPLETED:
         _changed(order)
     outcome = batch.outcomes.get(ref, Outcome())
-    book = batch.books[customer_id]
+    book = batch.books[order.customer_id]
     return PlacedOrder(
         order=order,
         quote=quote,
