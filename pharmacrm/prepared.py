@@ -6,6 +6,11 @@ costs more than the run (the checkout's customer facts: 0.25 ms planning, 0.13 m
 `EXECUTE` with the values, and PostgreSQL reuses the plan (a generic one after five runs, when it
 is no worse). Prepared statements belong to the session, not the transaction: a rollback keeps
 them, a new connection starts without them. Elsewhere (SQLite) the statement simply runs.
+
+A value that decides which index can serve the query (a partial index's condition) belongs in
+the text, not in a parameter: a generic plan cannot see it (`loyalty.orders` writes the channel
+into its order-number check for this reason). Check a new statement's plan with
+`SET plan_cache_mode = force_generic_plan`.
 """
 
 from __future__ import annotations
