@@ -40,6 +40,8 @@ def run(ctx: Context) -> list[Result]:
     ctx.ensure_dataset()
     from django.db import connection
 
+    from pharmacrm.references import row_checks_can_be_skipped
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT max(id) FROM customers_customer")
         max_customer = cursor.fetchone()[0] or 0
@@ -91,6 +93,12 @@ def run(ctx: Context) -> list[Result]:
         f"Baseline: iterparse {baseline['parse']:.1f} s + COPY {baseline['copy']:.1f} s "
         f"({baseline['rows']:,} rows).",
         "Load: the benchmark's own processes and PostgreSQL share the 2 cores.",
+        "Foreign keys: "
+        + (
+            "checked once per batch (the role may set session_replication_role)."
+            if row_checks_can_be_skipped()
+            else "checked row by row (the role may not set session_replication_role)."
+        ),
     ]
     memory_flat = first["maxrss_mb"] <= max(first_small["maxrss_mb"] * 1.25, 1)
     return [

@@ -33,9 +33,21 @@ from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from pharmacrm.references import lock_referenced, row_checks_off
+
 from .identity import IdentityRecord, Outcome, personal_data_errors
 from .identity_batch import BatchResolver, identity_lock
-from .models import ImportIssue, ImportRun, Purchase, PurchaseLine, PurchaseType, Source, Store
+from .models import (
+    Customer,
+    ImportIssue,
+    ImportRun,
+    Product,
+    Purchase,
+    PurchaseLine,
+    PurchaseType,
+    Source,
+    Store,
+)
 from .models.purchases import ORDER_SOURCES
 from .pos_xml import (
     PosFileError,
@@ -834,21 +846,35 @@ class _FileImporter:
             products = self.products
             rows: list[str] = []
             lines: list[str] = []
+            used_types: set[int] = set()
+            used_products: set[int] = set()
             for pk, (p, customer_id) in zip(ids, new, strict=True):
                 customer = r"\N" if customer_id is None else customer_id  # COPY's NULL
-                rows.append(f"{pk}\t{customer}\t{types[p[2]]}{prefix}{p[8]}\n")
-                lines += [f"{pk}\t{products[sku]}\t{text}\n" for sku, _name, text in p[9]]
-            _copy(
-                cursor,
-                "customers_purchase (id, customer_id, purchase_type_id, source, store_id, "
-                f"created_at, updated_at, {', '.join(_ROW_COLUMNS)})",
-                "".join(rows),
-            )
-            _copy(
-                cursor,
-                "customers_purchaseline (purchase_id, product_id, qty, price, amount)",
-                "".join(lines),
-            )
+                type_id = types[p[2]]
+                used_types.add(type_id)
+                rows.append(f"{pk}\t{customer}\t{type_id}{prefix}{p[8]}\n")
+                for sku, _name, text in p[9]:
+                    product = products[sku]
+                    used_products.add(product)
+                    lines.append(f"{pk}\t{product}\t{text}\n")
+            # What the rows refer to, locked once for the batch (pharmacrm.references); each
+            # line's purchase is one of these rows, created in this transaction.
+            lock_referenced(Store._meta.db_table, [self.store.pk])
+            lock_referenced(PurchaseType._meta.db_table, used_types)
+            lock_referenced(Product._meta.db_table, used_products)
+            lock_referenced(Customer._meta.db_table, (c for _p, c in new))
+            with row_checks_off():
+                _copy(
+                    cursor,
+                    "customers_purchase (id, customer_id, purchase_type_id, source, store_id, "
+                    f"created_at, updated_at, {', '.join(_ROW_COLUMNS)})",
+                    "".join(rows),
+                )
+                _copy(
+                    cursor,
+                    "customers_purchaseline (purchase_id, product_id, qty, price, amount)",
+                    "".join(lines),
+                )
         return ids
 
     def _create_purchases(self, new: list[tuple[tuple, int | None]], now: dt.datetime) -> list[int]:

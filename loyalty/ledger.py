@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pharmacrm.prepared import execute_prepared
+from pharmacrm.references import lock_referenced, row_checks_off
 from pharmacrm.validation import field_error
 
 from .bonus_rules import BonusPolicy, parse_amount
@@ -45,6 +46,8 @@ ZERO = Decimal("0.00")
 MOVEMENTS = BonusMovement._meta.db_table
 CONSUMPTIONS = BonusConsumption._meta.db_table
 ACCOUNTS = BonusAccount._meta.db_table
+_PURCHASES = BonusMovement._meta.get_field("purchase").related_model._meta.db_table
+_USERS = BonusMovement._meta.get_field("created_by").related_model._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,23 @@ def _write_postgres(books, movements, lots, debts, now) -> None:
         if len(consumptions) < SMALL_WRITE:
             _write_small(books, movements, consumptions, lots, debts, now)
             return
-    with connection.cursor() as cursor:
+    # What the new rows refer to, locked once for the write (pharmacrm.references): the
+    # purchases and users the movements name, and the stored movements the consumptions name
+    # (lots and debts of these accounts). The accounts are locked FOR UPDATE (open_books); the
+    # new movements are this transaction's own.
+    lock_referenced(_PURCHASES, {m.purchase_id for m in movements})
+    lock_referenced(_USERS, {m.created_by_id for m in movements})
+    lock_referenced(
+        MOVEMENTS,
+        {
+            ref
+            for b in books
+            for d, c, _amount in b.consumptions
+            for ref in (d, c)
+            if not isinstance(ref, NewMovement)
+        },
+    )
+    with connection.cursor() as cursor, row_checks_off():
         if len(movements) >= SMALL_WRITE:
             _copy_movements(cursor, movements)
         elif movements:
@@ -259,6 +278,7 @@ def _write_postgres(books, movements, lots, debts, now) -> None:
                 [(d, c, a, now) for d, c, a in consumptions],
                 page_size=len(consumptions),
             )
+    with connection.cursor() as cursor:
         if lots:
             _update_from(
                 cursor,
