@@ -37,8 +37,10 @@ CUSTOMER_TABLES = [
     m._meta.db_table
     for m in (Customer, FamilyMember, ExternalId, Consent, Purchase, PurchaseLine, Reservation)
 ]
-# The PostgreSQL path loads through other connections: they must see committed data.
-transactional = pytest.mark.django_db(transaction=True)
+# The PostgreSQL path loads through other connections: they must see committed data. The
+# sequences restart too: each block's random draws are seeded with its first customer id, which
+# would otherwise depend on how many ids earlier tests (some of them concurrent) used up.
+transactional = pytest.mark.django_db(transaction=True, reset_sequences=True)
 
 
 def _schema() -> set[tuple]:
