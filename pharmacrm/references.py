@@ -9,8 +9,9 @@ A bulk writer can give the same guarantee once per batch: `lock_referenced` lock
 batch refers to `FOR KEY SHARE` in one statement, and fails if any is missing. The batch's rows
 are then written inside `row_checks_off()`, with the per-row triggers skipped
 (`session_replication_role = replica`: how logical replication's apply workers write rows whose
-references the origin has checked already). A row the writer created itself in the same transaction, or holds locked
-`FOR UPDATE` already, needs no such lock: nobody else can delete it before the writer commits.
+references the origin has checked already). A row the writer created itself in the same
+transaction, or holds locked `FOR UPDATE` already, needs no such lock: nobody else can delete it
+before the writer commits.
 
 Nothing else changes: the constraints stay declared, every other write is checked row by row
 as before, and a `DELETE` of a referenced row still checks (in its own session) that nothing
