@@ -51,11 +51,15 @@ def row_checks_can_be_skipped() -> bool:
     raw = connection.connection
     permitted = _permitted.get(raw)
     if permitted is None:
+        # Granting the setting to a role came with PostgreSQL 15; before, only superusers.
+        granted = (
+            "has_parameter_privilege(current_user, 'session_replication_role', 'SET')"
+            if connection.pg_version >= 150000
+            else "false"
+        )
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT rolsuper OR has_parameter_privilege("
-                "current_user, 'session_replication_role', 'SET') "
-                "FROM pg_roles WHERE rolname = current_user"
+                f"SELECT rolsuper OR {granted} FROM pg_roles WHERE rolname = current_user"
             )
             row = cursor.fetchone()
         permitted = _permitted[raw] = bool(row and row[0])
