@@ -402,13 +402,15 @@ def _delete_customers_above(cursor, max_customer: int) -> None:
 
     A plain DELETE runs each referencing foreign key's check once per customer, and a
     referencing table without an index usable for its customer column (a partial one is not) is
-    then read whole once per customer: tens of thousands of scans. As a superuser, the same
-    guarantee is given set-based instead: the rows are locked (FOR UPDATE waits out anyone
-    referencing them right now and holds off anyone new), every referencing table is checked
-    once, and only then are the rows deleted with the per-row triggers off.
+    then read whole once per customer: tens of thousands of scans. Where the role may skip the
+    per-row checks (pharmacrm.references), the same guarantee is given set-based instead: the
+    rows are locked (FOR UPDATE waits out anyone referencing them right now and holds off anyone
+    new), every referencing table is checked once, and only then are the rows deleted with the
+    per-row triggers off.
     """
-    cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-    if not cursor.fetchone()[0]:
+    from pharmacrm.references import row_checks_can_be_skipped, row_checks_off
+
+    if not row_checks_can_be_skipped():
         cursor.execute("DELETE FROM customers_customer WHERE id > %s", [max_customer])
         return
     cursor.execute(
@@ -425,6 +427,5 @@ def _delete_customers_above(cursor, max_customer: int) -> None:
             raise RuntimeError(
                 f"Rows of {table} refer to customers the benchmark created: clean up by hand."
             )
-    cursor.execute("SET LOCAL session_replication_role = replica")
-    cursor.execute("DELETE FROM customers_customer WHERE id > %s", [max_customer])
-    cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    with row_checks_off():
+        cursor.execute("DELETE FROM customers_customer WHERE id > %s", [max_customer])
